@@ -1,0 +1,64 @@
+"""Command line: ``python -m numpy_dlra train ...`` (also installed as ``numpy-dlra``).
+
+Exit status: 0 done, 2 bad input (flags, data files, output folder; the message says which and
+what to do), 130 interrupted (resume with --resume).
+"""
+import argparse
+import sys
+
+from .config import METHODS, TrainConfig
+from .errors import UserError
+
+
+def _parser():
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="numpy-dlra", description="Dynamic Low-Rank Approximation (Lee et al. 2021) in NumPy")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one network; writes config.json, metrics.jsonl, checkpoint.npz, summary.json")
+    t.add_argument("--method", choices=METHODS, default=d.method, help="baseline: the paper's dense MLP")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs to train (default {d.epochs}; paper 2000)")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size}; paper: not stated)")
+    t.add_argument("--seed", type=int, default=d.seed, help="seeds init, shuffling, dropout and noise")
+    t.add_argument("--dtype", choices=("float32", "float64"), default=d.dtype)
+    t.add_argument("--data", choices=("auto", "full", "embedded"), default=d.data,
+                   help="full Fashion-MNIST, the embedded 5000/1000 subset, or auto (full when found)")
+    t.add_argument("--out", default=None, help="run folder (default runs/<method>-seed<seed>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--dropout", type=float, default=d.dropout)
+    t.add_argument("--grad-noise-eta", type=float, default=d.grad_noise_eta,
+                   help=f"gradient-noise variance scale eta (default {d.grad_noise_eta}; paper: not stated; 0 = off)")
+    t.add_argument("--lambda2", type=float, default=d.lambda2, help="weight of the L2 term, paper Eq. 17")
+    t.add_argument("--init", choices=("he", "glorot"), default=d.init, help="weight initialization (paper: not stated)")
+    t.add_argument("--split-seed", type=int, default=d.split_seed, help="seed of the 10 %% validation split")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _train(args):
+    from .train import train
+
+    cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                      dtype=args.dtype, data=args.data, lr=args.lr, dropout=args.dropout,
+                      grad_noise_eta=args.grad_noise_eta, lambda2=args.lambda2, init=args.init,
+                      split_seed=args.split_seed)
+    out = args.out or f"runs/{cfg.method}-seed{cfg.seed}"
+    s = train(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
+    f = s["final"]
+    print(f"done: {s['dataset']}, {f['epoch']} epochs, test accuracy {f['test_acc']:.2f} %, "
+          f"{f['params']:,} parameters, {s['total_seconds']:.0f} s; wrote {out}/")
+    return 0
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+    except UserError as exc:
+        print(f"numpy-dlra: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("numpy-dlra: interrupted; the last finished epoch is checkpointed: rerun with --resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,77 @@
+"""The configuration of one training run: a dataclass, validated on construction.
+
+Where the paper is silent, the default is our choice and is marked so; every field is a flag of
+``numpy-dlra train`` (``--batch-size`` for ``batch_size`` and so on).
+"""
+import dataclasses
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+from .mlp import PAPER_SIZES
+
+METHODS = ("baseline",)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "baseline"
+    epochs: int = 10  # paper: 2000
+    batch_size: int = 128  # paper: not stated (our choice; see README "Choices")
+    seed: int = 0
+    dtype: str = "float32"
+    data: str = "auto"  # auto | full | embedded
+    sizes: tuple = PAPER_SIZES
+    lr: float = 1e-3  # paper
+    beta1: float = 0.9  # paper
+    beta2: float = 0.999  # paper
+    eps: float = 1e-8  # Adam's usual value; paper: not stated
+    dropout: float = 0.2  # paper
+    grad_noise_eta: float = 1e-4  # paper: not stated (our choice, measured: see README "Choices")
+    grad_noise_gamma: float = 0.55  # Neelakantan et al.
+    lambda2: float = 0.0  # baseline minimizes L_task only (paper Sec. 5)
+    init: str = "he"  # paper: not stated
+    val_fraction: float = 0.1  # paper
+    split_seed: int = 0  # the validation split is the same for every run seed
+    extra: dict = field(default_factory=dict)  # reserved for later methods; must be JSON-able
+
+    def __post_init__(self):
+        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+
+        def need(ok, flag, value, what):
+            if not ok:
+                raise ConfigError(f"{flag} {value!r}: {what}")
+
+        need(self.method in METHODS, "--method", self.method, f"choose one of {', '.join(METHODS)}")
+        need(isinstance(self.epochs, int) and self.epochs >= 1, "--epochs", self.epochs, "must be an integer >= 1")
+        need(isinstance(self.batch_size, int) and self.batch_size >= 1, "--batch-size", self.batch_size,
+             "must be an integer >= 1")
+        need(isinstance(self.seed, int) and 0 <= self.seed < 2**63, "--seed", self.seed, "must be an integer in [0, 2^63)")
+        need(self.dtype in ("float32", "float64"), "--dtype", self.dtype, "choose float32 or float64")
+        need(self.data in ("auto", "full", "embedded"), "--data", self.data, "choose auto, full or embedded")
+        need(len(self.sizes) >= 2 and all(s >= 1 for s in self.sizes), "--sizes", self.sizes,
+             "need at least an input and an output width, all >= 1")
+        need(self.sizes[0] == 784 and self.sizes[-1] == 10, "--sizes", self.sizes,
+             "Fashion-MNIST needs input width 784 and output width 10")
+        need(self.lr > 0, "--lr", self.lr, "must be > 0")
+        need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1/--beta2", (self.beta1, self.beta2), "must be in [0, 1)")
+        need(self.eps > 0, "--eps", self.eps, "must be > 0")
+        need(0 <= self.dropout < 1, "--dropout", self.dropout, "must be in [0, 1)")
+        need(self.grad_noise_eta >= 0, "--grad-noise-eta", self.grad_noise_eta, "must be >= 0 (0 turns noise off)")
+        need(self.grad_noise_gamma >= 0, "--grad-noise-gamma", self.grad_noise_gamma, "must be >= 0")
+        need(self.lambda2 >= 0, "--lambda2", self.lambda2, "must be >= 0")
+        need(self.init in ("he", "glorot"), "--init", self.init, "choose he or glorot")
+        need(0 < self.val_fraction < 1, "--val-fraction", self.val_fraction, "must be in (0, 1)")
+        need(isinstance(self.split_seed, int) and self.split_seed >= 0, "--split-seed", self.split_seed, "must be >= 0")
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
+        return cls(**d)

@@ -1,0 +1,206 @@
+"""Fashion-MNIST (full or the embedded subset), MNIST, and the stratified validation split.
+
+Where the full Fashion-MNIST is looked for, in order:
+1. the cache folder ``$NUMPY_DLRA_DATA/fashion-mnist`` (default ``~/.cache/numpy_dlra/...``),
+   filled by ``python data_scripts/fashion_mnist.py``;
+2. Debian's package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
+Every file is checked against the sha256 of its DECOMPRESSED content. Loading never downloads.
+
+The embedded subset (``numpy_dlra/data/fashion_mnist_subset.npz``: 500 training images per class
+and 100 test images per class, drawn by ``data_scripts/make_embedded_subset.py``) ships inside
+the package so that tests, tutorials and the fallback of the main job run anywhere.
+"""
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .fetch import cache_root
+from .idx import read_idx
+
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_UPSTREAM = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+EMBEDDED_PATH = Path(__file__).parent / "data" / "fashion_mnist_subset.npz"
+
+# MNIST's upstream publishes the md5 of its .gz files; every mirror serves those same bytes.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+
+N_CLASSES = 10
+
+
+def _shapes(n_train=60000, n_test=10000):
+    return {
+        "train-images-idx3-ubyte.gz": (n_train, 28, 28),
+        "train-labels-idx1-ubyte.gz": (n_train,),
+        "t10k-images-idx3-ubyte.gz": (n_test, 28, 28),
+        "t10k-labels-idx1-ubyte.gz": (n_test,),
+    }
+
+
+def fashion_dirs():
+    """The folders searched for the full Fashion-MNIST, in order (cache, then Debian's package)."""
+    return [cache_root() / "fashion-mnist", DEBIAN_FASHION_DIR]
+
+
+def find_fashion_mnist():
+    """Return the first folder holding all four Fashion-MNIST files, or None."""
+    for d in fashion_dirs():
+        if all((d / name).is_file() for name in FASHION_SHA256):
+            return d
+    return None
+
+
+def _read_four(directory, checksums, shapes):
+    d = Path(directory)
+    arrays = {name: read_idx(d / name, shapes[name], checksums.get(name)) for name in shapes}
+    return (
+        arrays["train-images-idx3-ubyte.gz"],
+        arrays["train-labels-idx1-ubyte.gz"],
+        arrays["t10k-images-idx3-ubyte.gz"],
+        arrays["t10k-labels-idx1-ubyte.gz"],
+    )
+
+
+def load_fashion_mnist(directory=None):
+    """Load and verify the full Fashion-MNIST.
+
+    Returns
+    -------
+    (x_train, y_train, x_test, y_test) : uint8 (60000, 28, 28), uint8 (60000,),
+        uint8 (10000, 28, 28), uint8 (10000,)
+    """
+    if directory is None:
+        directory = find_fashion_mnist()
+        if directory is None:
+            where = " or ".join(str(d) for d in fashion_dirs())
+            raise DataError(
+                f"Fashion-MNIST not found in {where}; run `python data_scripts/fashion_mnist.py` "
+                "(or `apt-get install dataset-fashion-mnist`), or use --data embedded"
+            )
+    return _read_four(directory, FASHION_SHA256, _shapes())
+
+
+def load_mnist(directory=None):
+    """Load MNIST from ``<cache>/mnist`` (filled by ``python data_scripts/mnist.py``).
+
+    The .gz files' md5 was checked when they were downloaded; here the IDX structure is checked.
+    Returns the same four arrays as :func:`load_fashion_mnist`.
+    """
+    d = Path(directory) if directory is not None else cache_root() / "mnist"
+    if not all((d / name).is_file() for name in MNIST_MD5):
+        raise DataError(f"MNIST not found in {d}; run `python data_scripts/mnist.py` (needs the network)")
+    return _read_four(d, {}, _shapes())
+
+
+def load_embedded():
+    """Load the embedded stratified subset (500 train and 100 test images per class).
+
+    Returns
+    -------
+    (x_train, y_train, x_test, y_test) : uint8 (5000, 28, 28), uint8 (5000,), uint8 (1000, 28, 28),
+        uint8 (1000,)
+    """
+    try:
+        with np.load(EMBEDDED_PATH) as z:
+            return z["x_train"], z["y_train"], z["x_test"], z["y_test"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{EMBEDDED_PATH}: cannot read the embedded subset ({exc}); reinstall numpy_dlra") from None
+
+
+def stratified_indices(labels, fraction=None, per_class=None, rng=None):
+    """Draw a stratified sample of indices: `per_class` of each class, or `fraction` of each class.
+
+    Parameters
+    ----------
+    labels : int array (N,)
+    fraction : float, optional
+        Fraction of every class to draw (rounded to the nearest integer per class).
+    per_class : int, optional
+        Number to draw from every class.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    (chosen, rest) : sorted int64 index arrays that partition ``range(N)``.
+    """
+    labels = np.asarray(labels)
+    chosen = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = per_class if per_class is not None else int(round(fraction * len(idx)))
+        if k > len(idx):
+            raise DataError(f"class {c} has {len(idx)} samples, cannot draw {k}")
+        chosen.append(rng.permutation(idx)[:k])
+    chosen = np.sort(np.concatenate(chosen))
+    rest = np.setdiff1d(np.arange(len(labels)), chosen)
+    return chosen, rest
+
+
+@dataclass
+class Dataset:
+    """Train/validation/test arrays: images as float in [0, 1], shape (N, 784); labels int64 (N,)."""
+
+    name: str
+    x_train: object
+    y_train: object
+    x_val: object
+    y_val: object
+    x_test: object
+    y_test: object
+
+    def to(self, xp, dtype):
+        """Return a copy on array module `xp` with images cast to `dtype`."""
+        conv = {k: getattr(self, k) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        for k, v in conv.items():
+            conv[k] = xp.asarray(v, dtype=dtype if k.startswith("x") else None)
+        return Dataset(self.name, **conv)
+
+
+def make_dataset(name, x_train, y_train, x_test, y_test, val_fraction=0.1, split_seed=0):
+    """Hold out a stratified, seeded `val_fraction` of the training set for validation (paper Sec. 5)."""
+    val, train = stratified_indices(y_train, fraction=val_fraction, rng=np.random.default_rng(split_seed))
+
+    def flat(x):
+        return (x.reshape(len(x), -1) / np.float32(255.0)).astype(np.float32)
+
+    return Dataset(
+        name,
+        flat(x_train[train]), y_train[train].astype(np.int64),
+        flat(x_train[val]), y_train[val].astype(np.int64),
+        flat(x_test), y_test.astype(np.int64),
+    )
+
+
+def load_dataset(which="auto", val_fraction=0.1, split_seed=0, log=None):
+    """Load Fashion-MNIST: `which` is "full", "embedded" or "auto" (full if available, else embedded).
+
+    With "auto", a missing full set is reported through `log` (default: stderr) before falling back.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if which not in ("auto", "full", "embedded"):
+        raise DataError(f"--data {which!r}: choose auto, full or embedded")
+    if which == "auto" and find_fashion_mnist() is None:
+        log(
+            "numpy_dlra: full Fashion-MNIST not found (run `python data_scripts/fashion_mnist.py`); "
+            "falling back to the embedded subset (5000 train / 1000 test images)"
+        )
+        which = "embedded"
+    if which == "embedded":
+        arrays, name = load_embedded(), "fashion-mnist-embedded"
+    else:
+        arrays, name = load_fashion_mnist(), "fashion-mnist"
+    return make_dataset(name, *arrays, val_fraction=val_fraction, split_seed=split_seed)

@@ -1,0 +1,118 @@
+"""The paper's baseline network (Sec. 5): 784-500-500-500-500-500-10, ReLU, dropout, softmax.
+
+Layer l (1-based, as the paper's W_1 ... W_N) has parameters ``W{l}`` (m_l, n_l) and ``b{l}``
+(m_l,). Every hidden layer is followed by ReLU and inverted dropout (rate 0.2 in the paper,
+"all layers except the output"); the last layer gives the logits.
+"""
+import math
+from dataclasses import dataclass
+
+from .backend import array_module
+from .layers import Dropout, Linear, ReLU
+from .losses import l2_penalty, l2_penalty_grad, softmax_cross_entropy, softmax_cross_entropy_backward
+
+PAPER_SIZES = (784, 500, 500, 500, 500, 500, 10)
+
+
+def init_params(sizes, rng, dtype, scheme="he", xp=None):
+    """Initial weights for the MLP with layer widths `sizes`.
+
+    The paper does not state its initialization. "he": W ~ N(0, 2 / n_in) (He et al. 2015, made for
+    ReLU, keeps activations' scale through depth); "glorot": W ~ U(+-sqrt(6 / (n_in + n_out)));
+    biases 0. Draws are made in float64 from `rng` in layer order, then cast, so float32 and
+    float64 runs of one seed start from the same weights (up to rounding).
+
+    Returns
+    -------
+    dict: ``W{l}`` (sizes[l], sizes[l-1]) and ``b{l}`` (sizes[l],) for l = 1 .. len(sizes) - 1
+    """
+    import numpy as np
+
+    xp = xp or np
+    params = {}
+    for l in range(1, len(sizes)):
+        n, m = sizes[l - 1], sizes[l]
+        if scheme == "he":
+            W = rng.standard_normal((m, n)) * math.sqrt(2.0 / n)
+        elif scheme == "glorot":
+            a = math.sqrt(6.0 / (n + m))
+            W = rng.uniform(-a, a, (m, n))
+        else:
+            raise ValueError(f"unknown init scheme {scheme!r}: choose he or glorot")
+        params[f"W{l}"] = xp.asarray(W, dtype=dtype)
+        params[f"b{l}"] = xp.zeros(m, dtype=dtype)
+    return params
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Forward/backward of the whole network, composed from the ops in :mod:`numpy_dlra.layers`."""
+
+    sizes: tuple = PAPER_SIZES
+    dropout: float = 0.2
+
+    @property
+    def n_layers(self):
+        return len(self.sizes) - 1
+
+    def forward(self, params, x, *, training=False, rng=None):
+        """Logits for a batch. x: (B, sizes[0]); returns logits (B, sizes[-1]) and the cache."""
+        lin, relu, drop = Linear(), ReLU(), Dropout(self.dropout)
+        caches = []
+        h = x
+        for l in range(1, self.n_layers + 1):
+            h, c = lin.forward({"W": params[f"W{l}"], "b": params[f"b{l}"]}, h)
+            caches.append(c)
+            if l < self.n_layers:
+                h, c_relu = relu.forward({}, h)
+                h, c_drop = drop.forward({}, h, training=training, rng=rng)
+                caches.append((c_relu, c_drop))
+        return h, caches
+
+    def backward(self, dlogits, caches):
+        """Gradients of every parameter given dL/dlogits (B, C). Returns (dx (B, sizes[0]), grads)."""
+        lin, relu, drop = Linear(), ReLU(), Dropout(self.dropout)
+        grads = {}
+        d = dlogits
+        i = len(caches) - 1
+        for l in range(self.n_layers, 0, -1):
+            d, g = lin.backward(d, caches[i])
+            grads[f"W{l}"], grads[f"b{l}"] = g["W"], g["b"]
+            i -= 1
+            if l > 1:
+                c_relu, c_drop = caches[i]
+                d, _ = drop.backward(d, c_drop)
+                d, _ = relu.backward(d, c_relu)
+                i -= 1
+        return d, grads
+
+    def loss_and_grads(self, params, x, y, *, training, rng, lambda2=0.0):
+        """L = L_task + lambda2 * L_L2 (paper Eq. 18 without the RaRe term) and dL/dparams.
+
+        Returns (total loss, task loss, grads keyed like params).
+        """
+        logits, caches = self.forward(params, x, training=training, rng=rng)
+        task, ce_cache = softmax_cross_entropy(logits, y)
+        _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches)
+        loss = task
+        if lambda2:
+            Ws = [params[f"W{l}"] for l in range(1, self.n_layers + 1)]
+            loss += lambda2 * l2_penalty(Ws)
+            for l, W in enumerate(Ws, start=1):
+                grads[f"W{l}"] += lambda2 * l2_penalty_grad(W, len(Ws))
+        return loss, task, grads
+
+    def predict(self, params, x, batch_size=2000):
+        """Class predictions in evaluation mode (no dropout). x: (N, sizes[0]); returns (N,) int."""
+        xp = array_module(x)
+        out = [self.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
+        return xp.concatenate(out)
+
+    def param_count(self):
+        """Trainable parameters: sum_l m_l n_l + m_l (1,399,510 for the paper's sizes)."""
+        return sum(self.sizes[l] * self.sizes[l - 1] + self.sizes[l] for l in range(1, len(self.sizes)))
+
+    def flops_per_sample(self):
+        """Forward FLOPs per sample, counted as 2 m_l n_l per layer (one multiply and one add per weight;
+        bias adds and activations not counted). 2,794,000 for the paper's sizes: Table 1's 2.79 M."""
+        return sum(2 * self.sizes[l] * self.sizes[l - 1] for l in range(1, len(self.sizes)))

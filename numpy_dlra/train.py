@@ -1,0 +1,163 @@
+"""One training run = one function of a config that writes one folder.
+
+``train(cfg, out)`` writes into `out`:
+- ``config.json``   the TrainConfig;
+- ``metrics.jsonl`` one line per epoch: epoch, step, train_loss (L, training mode, mean over the
+                    epoch's batches), train_task_loss, val_acc and test_acc (percent, eval mode),
+                    params (trainable), flops_per_sample (see MLP.flops_per_sample), seconds;
+- ``checkpoint.npz`` after every epoch, atomically: parameters, Adam state, every generator's
+                    state and the metrics so far, so that ``resume=True`` continues bit-for-bit;
+- ``summary.json``  at the end.
+Randomness comes only from four generators spawned from ``SeedSequence(cfg.seed)``: init,
+shuffle, dropout, noise. Same seed, same machine, same thread count: bitwise identical runs.
+"""
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .config import TrainConfig
+from .datasets import load_dataset
+from .errors import UserError
+from .fetch import atomic_write_bytes
+from .mlp import MLP, init_params
+from .optim import Adam, add_gradient_noise
+from .progress import Progress
+
+RNG_STREAMS = ("init", "shuffle", "dropout", "noise")
+
+
+def make_rngs(seed):
+    """Independent generators for each source of randomness, spawned from one seed."""
+    children = np.random.SeedSequence(seed).spawn(len(RNG_STREAMS))
+    return {name: np.random.default_rng(c) for name, c in zip(RNG_STREAMS, children)}
+
+
+def accuracy(model, params, x, y):
+    """Percent of correct eval-mode predictions. x: (N, 784), y: (N,)."""
+    return float((model.predict(params, x) == y).mean() * 100.0)
+
+
+def _write_json(path, obj):
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def _state_arrays(params, opt_state):
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"adam_m/{k}": v for k, v in opt_state["m"].items()})
+    arrays.update({f"adam_v/{k}": v for k, v in opt_state["v"].items()})
+    return arrays
+
+
+def _check_resume_config(saved, cfg, path):
+    a, b = saved.to_dict(), cfg.to_dict()
+    diff = [k for k in a if k != "epochs" and a[k] != b[k]]
+    if diff:
+        detail = ", ".join(f"{k}: run has {a[k]!r}, flags give {b[k]!r}" for k in diff)
+        raise UserError(f"{path}: --resume with a different configuration ({detail}); "
+                        "only --epochs may change when resuming")
+
+
+def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, dataset=None):
+    """Train the MLP of `cfg`, writing the run folder `out`; returns the summary dict.
+
+    `dataset` (a :class:`numpy_dlra.datasets.Dataset`) overrides ``cfg.data`` (used by tests).
+    Raises UserError (before writing anything) for an unusable `out` or bad data.
+    """
+    out = Path(out)
+    ckpt_path = out / "checkpoint.npz"
+    dtype = np.dtype(cfg.dtype)
+    if resume:
+        arrays, meta = checkpoint.load(ckpt_path)
+        _check_resume_config(TrainConfig.from_dict(meta["config"]), cfg, ckpt_path)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out}: already exists and is not an empty folder; pass --resume to continue "
+                        "the run there, or choose a new folder")
+    data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log)).to(np, dtype)
+
+    model = MLP(cfg.sizes, cfg.dropout)
+    opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
+    rngs = make_rngs(cfg.seed)
+    if resume:
+        params = {k[6:]: a for k, a in arrays.items() if k.startswith("param/")}
+        opt_state = {"t": meta["adam_t"],
+                     "m": {k[7:]: a for k, a in arrays.items() if k.startswith("adam_m/")},
+                     "v": {k[7:]: a for k, a in arrays.items() if k.startswith("adam_v/")}}
+        for name, st in meta["rng"].items():
+            rngs[name].bit_generator.state = st
+        start, step, history = meta["epoch"], meta["step"], meta["history"]
+        log(f"resuming {out} after epoch {start} (step {step})")
+    else:
+        params = init_params(cfg.sizes, rngs["init"], dtype, cfg.init)
+        opt_state = opt.init(params)
+        start, step, history = 0, 0, []
+
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "config.json", cfg.to_dict())
+    # metrics.jsonl always equals the checkpoint's history plus what this call appends
+    atomic_write_bytes(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+
+    x, y = data.x_train, data.y_train
+    n, bs = len(x), cfg.batch_size
+    n_batches = math.ceil(n / bs)
+    for epoch in range(start + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        perm = rngs["shuffle"].permutation(n)
+        loss_sum = task_sum = 0.0
+        with Progress(n_batches, f"epoch {epoch}/{cfg.epochs}", enabled=progress) as bar:
+            for i in range(n_batches):
+                idx = perm[i * bs:(i + 1) * bs]
+                loss, task, grads = model.loss_and_grads(params, x[idx], y[idx], training=True,
+                                                         rng=rngs["dropout"], lambda2=cfg.lambda2)
+                if not math.isfinite(loss):
+                    raise UserError(f"the loss became {loss} at step {step + 1} (epoch {epoch}); "
+                                    "lower --lr or --grad-noise-eta, or use --dtype float64")
+                if cfg.grad_noise_eta > 0:
+                    add_gradient_noise(grads, opt_state["t"], cfg.grad_noise_eta, rngs["noise"],
+                                       cfg.grad_noise_gamma)
+                opt.step(params, grads, opt_state)
+                step += 1
+                loss_sum += loss
+                task_sum += task
+                bar.update(1, loss=loss)
+        rec = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": loss_sum / n_batches,
+            "train_task_loss": task_sum / n_batches,
+            "val_acc": accuracy(model, params, data.x_val, data.y_val),
+            "test_acc": accuracy(model, params, data.x_test, data.y_test),
+            "params": model.param_count(),
+            "flops_per_sample": model.flops_per_sample(),
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(rec)
+        meta = {"format": 1, "config": cfg.to_dict(), "epoch": epoch, "step": step, "adam_t": opt_state["t"],
+                "rng": {k: r.bit_generator.state for k, r in rngs.items()}, "history": history}
+        checkpoint.save(ckpt_path, _state_arrays(params, opt_state), meta)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        log(f"epoch {epoch:>3}  step {step:>6}  loss {rec['train_loss']:.4f}  val {rec['val_acc']:.2f} %  "
+            f"test {rec['test_acc']:.2f} %  ({rec['seconds']:.1f} s)")
+
+    best = max(history, key=lambda r: r["val_acc"]) if history else None
+    summary = {
+        "dataset": data.name,
+        "n_train": int(n), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
+        "final": history[-1] if history else None,
+        "best_val_epoch": best["epoch"] if best else None,
+        "test_acc_at_best_val": best["test_acc"] if best else None,
+        "total_seconds": sum(r["seconds"] for r in history),
+        "config": cfg.to_dict(),
+    }
+    _write_json(out / "summary.json", summary)
+    return summary
+
+
+def load_params(run_dir):
+    """The parameters saved in `run_dir`'s checkpoint, as a dict ``W{l}``, ``b{l}`` -> array."""
+    arrays, _ = checkpoint.load(Path(run_dir) / "checkpoint.npz")
+    return {k[6:]: a for k, a in arrays.items() if k.startswith("param/")}

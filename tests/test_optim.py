@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from numpy_dlra.optim import Adam, add_gradient_noise, noise_variance, standard_normal
+
+
+def reference_adam(p, g, m, v, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    mhat, vhat = m / (1 - b1**t), v / (1 - b2**t)
+    return p - lr * mhat / (np.sqrt(vhat) + eps), m, v
+
+
+@pytest.mark.parametrize("size", [1, 7, (1 << 15) + 3, 100_000])  # across the blocking boundary
+def test_adam_matches_the_textbook_formula(size):
+    r = np.random.default_rng(0)
+    params = {"w": r.standard_normal(size), "b": r.standard_normal((3, 2))}
+    opt = Adam()
+    state = opt.init(params)
+    ref = {k: (p.copy(), np.zeros_like(p), np.zeros_like(p)) for k, p in params.items()}
+    for t in range(1, 5):
+        grads = {k: r.standard_normal(p.shape) for k, p in params.items()}
+        g_before = {k: g.copy() for k, g in grads.items()}
+        opt.step(params, grads, state)
+        for k in params:
+            ref[k] = reference_adam(*ref[k][:1], grads[k], *ref[k][1:], t)
+            np.testing.assert_allclose(params[k], ref[k][0], rtol=1e-12, atol=1e-15)
+            np.testing.assert_array_equal(grads[k], g_before[k])
+    assert state["t"] == 4
+
+
+def test_noise_schedule_is_a_variance():
+    assert noise_variance(0, 0.3) == 0.3
+    np.testing.assert_allclose(noise_variance(99, 0.01), 0.01 / 100**0.55)
+
+
+@pytest.mark.parametrize("t", [0, 1000])
+def test_added_noise_has_the_scheduled_variance(t):
+    g = {"a": np.zeros(200_000, np.float32), "b": np.zeros((300, 300), np.float32)}
+    sigma = add_gradient_noise(g, t, 0.01, np.random.default_rng(0))
+    assert sigma == pytest.approx(np.sqrt(0.01 / (1 + t) ** 0.55))
+    allv = np.concatenate([x.ravel() for x in g.values()]).astype(np.float64)
+    assert allv.var() == pytest.approx(sigma**2, rel=0.01)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box_muller_is_standard_normal(dtype):
+    z = standard_normal(np.random.default_rng(3), 300_001, dtype)
+    assert z.dtype == dtype and z.shape == (300_001,)
+    assert stats.kstest(z.astype(np.float64), "norm").pvalue > 0.01
+    # neighbouring draws are uncorrelated
+    assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 0.01
+
+
+def test_box_muller_odd_lengths_and_reproducibility():
+    for n in (1, 2, 3, 65535, 65537):
+        a = standard_normal(np.random.default_rng(1), n, np.float32)
+        b = standard_normal(np.random.default_rng(1), n, np.float32)
+        assert a.shape == (n,) and np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)

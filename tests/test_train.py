@@ -1,0 +1,111 @@
+"""Runs: bitwise determinism, exact resume, refusing to overwrite, nothing written on bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from numpy_dlra import checkpoint
+from numpy_dlra.config import TrainConfig
+from numpy_dlra.datasets import load_dataset
+from numpy_dlra.errors import ConfigError, UserError
+from numpy_dlra.train import load_params, train
+
+SMALL = dict(sizes=(784, 32, 16, 10), batch_size=256, data="embedded")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("embedded")
+
+
+def run(tmp_path, name, data, resume=False, **kw):
+    cfg = TrainConfig(**{**SMALL, **kw})
+    return train(cfg, tmp_path / name, resume=resume, progress=False, log=lambda m: None, dataset=data)
+
+
+def test_same_seed_same_bits_and_different_seed_differs(tmp_path, data):
+    run(tmp_path, "a", data, epochs=2, seed=3)
+    run(tmp_path, "b", data, epochs=2, seed=3)
+    run(tmp_path, "c", data, epochs=2, seed=4)
+    a, b, c = (load_params(tmp_path / n) for n in "abc")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_resume_is_bitwise_identical(tmp_path, data, dtype):
+    straight = run(tmp_path, "straight", data, epochs=3, dtype=dtype)
+    run(tmp_path, "split", data, epochs=1, dtype=dtype)
+    resumed = run(tmp_path, "split", data, epochs=3, dtype=dtype, resume=True)
+    a, b = load_params(tmp_path / "straight"), load_params(tmp_path / "split")
+    assert a["W1"].dtype == np.dtype(dtype)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    assert strip(straight["final"]) == strip(resumed["final"])
+    lines = [json.loads(s) for s in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3]
+    _, meta = checkpoint.load(tmp_path / "split" / "checkpoint.npz")
+    assert meta["epoch"] == 3 and meta["step"] == 3 * 18
+
+
+def test_resume_drops_metrics_written_after_the_last_checkpoint(tmp_path, data):
+    run(tmp_path, "r", data, epochs=1)
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 2, "torn": true}\n')  # as if killed between metrics and checkpoint
+    run(tmp_path, "r", data, epochs=2, resume=True)
+    lines = [json.loads(s) for s in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2] and "torn" not in lines[1]
+
+
+def test_outputs(tmp_path, data):
+    s = run(tmp_path, "o", data, epochs=1)
+    files = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert files == ["checkpoint.npz", "config.json", "metrics.jsonl", "summary.json"]
+    rec = json.loads((tmp_path / "o" / "metrics.jsonl").read_text())
+    assert set(rec) == {"epoch", "step", "train_loss", "train_task_loss", "val_acc", "test_acc", "params",
+                        "flops_per_sample", "seconds"}
+    assert rec["params"] == 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
+    assert s["dataset"] == "fashion-mnist-embedded" and s["n_train"] == 4500 and s["n_val"] == 500
+    assert 30.0 < rec["test_acc"] <= 100.0  # learned something in one epoch (chance is 10 %)
+
+
+def test_learns_on_the_embedded_subset(tmp_path, data):
+    s = run(tmp_path, "learn", data, epochs=4, sizes=(784, 128, 10), batch_size=64)
+    assert s["final"]["test_acc"] > 75.0
+
+
+def test_refuses_to_overwrite_and_checks_resume_config(tmp_path, data):
+    run(tmp_path, "x", data, epochs=1)
+    with pytest.raises(UserError, match="already exists.*--resume"):
+        run(tmp_path, "x", data, epochs=1)
+    with pytest.raises(UserError, match="different configuration.*seed"):
+        run(tmp_path, "x", data, epochs=2, seed=9, resume=True)
+    with pytest.raises(UserError, match="no checkpoint"):
+        run(tmp_path, "missing", data, epochs=2, resume=True)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, data):
+    run(tmp_path, "c", data, epochs=1)
+    p = tmp_path / "c" / "checkpoint.npz"
+    p.write_bytes(p.read_bytes()[:100])
+    with pytest.raises(UserError, match="checkpoint.npz: unreadable checkpoint"):
+        run(tmp_path, "c", data, epochs=2, resume=True)
+
+
+@pytest.mark.parametrize("field, value, flag", [
+    ("epochs", 0, "--epochs"), ("batch_size", -1, "--batch-size"), ("dtype", "float16", "--dtype"),
+    ("lr", 0.0, "--lr"), ("dropout", 1.0, "--dropout"), ("grad_noise_eta", -1.0, "--grad-noise-eta"),
+    ("data", "cifar", "--data"), ("method", "magic", "--method"), ("sizes", (784, 5), "--sizes"),
+])
+def test_impossible_config_names_the_flag(field, value, flag):
+    with pytest.raises(ConfigError, match=flag):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_loss_stops_with_advice(tmp_path, data):
+    with pytest.raises(UserError, match="lower --lr"):
+        run(tmp_path, "nan", data, epochs=1, lr=1e30)

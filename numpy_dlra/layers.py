@@ -16,7 +16,12 @@ class Linear:
 
     params: W (m, n) -- rows are output units, columns are input coordinates, as in the paper --
     and b (m,). x: (B, n). y: (B, m).
+    With ``input_grad=False`` backward returns dx = None and skips its GEMM: the first layer's
+    input gradient is never needed (for 784-500 at batch 128 that is ~10 % of a step's FLOPs).
     """
+
+    def __init__(self, input_grad: bool = True):
+        self.input_grad = input_grad
 
     def forward(self, params, x, *, training=False, rng=None):
         W, b = params["W"], params["b"]
@@ -28,7 +33,7 @@ class Linear:
         x, W = cache
         gW = dy.T @ x  # (m, B) @ (B, n) -> (m, n)
         gb = dy.sum(axis=0)  # (m,)
-        dx = dy @ W  # (B, m) @ (m, n) -> (B, n)
+        dx = dy @ W if self.input_grad else None  # (B, m) @ (m, n) -> (B, n)
         return dx, {"W": gW, "b": gb}
 
 

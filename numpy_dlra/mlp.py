@@ -69,14 +69,17 @@ class MLP:
                 caches.append((c_relu, c_drop))
         return h, caches
 
-    def backward(self, dlogits, caches):
-        """Gradients of every parameter given dL/dlogits (B, C). Returns (dx (B, sizes[0]), grads)."""
-        lin, relu, drop = Linear(), ReLU(), Dropout(self.dropout)
+    def backward(self, dlogits, caches, input_grad=True):
+        """Gradients of every parameter given dL/dlogits (B, C).
+
+        Returns (dx, grads): dx (B, sizes[0]) is dL/dx, or None with ``input_grad=False``.
+        """
+        lin, first, relu, drop = Linear(), Linear(input_grad), ReLU(), Dropout(self.dropout)
         grads = {}
         d = dlogits
         i = len(caches) - 1
         for l in range(self.n_layers, 0, -1):
-            d, g = lin.backward(d, caches[i])
+            d, g = (lin if l > 1 else first).backward(d, caches[i])
             grads[f"W{l}"], grads[f"b{l}"] = g["W"], g["b"]
             i -= 1
             if l > 1:
@@ -93,7 +96,7 @@ class MLP:
         """
         logits, caches = self.forward(params, x, training=training, rng=rng)
         task, ce_cache = softmax_cross_entropy(logits, y)
-        _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches)
+        _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
         loss = task
         if lambda2:
             Ws = [params[f"W{l}"] for l in range(1, self.n_layers + 1)]

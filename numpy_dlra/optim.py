@@ -75,6 +75,22 @@ def noise_variance(t, eta, gamma=0.55):
     return eta / (1.0 + t) ** gamma
 
 
+def _box_muller(rng, k, dtype, xp, out):
+    """Fill out[:k] with k draws of N(0, 1) (Box-Muller on 2 ceil(k/2) uniforms from `rng`)."""
+    h = (k + 1) // 2  # pairs
+    u = rng.random(2 * h, dtype=dtype)
+    rho, theta = u[:h], u[h:]
+    xp.subtract(1, rho, out=rho)  # (0, 1]: the log is finite
+    xp.log(rho, out=rho)
+    rho *= dtype.type(-2)
+    xp.sqrt(rho, out=rho)  # rho = sqrt(-2 ln(1 - u1))
+    theta *= dtype.type(2.0 * math.pi)
+    xp.cos(theta[: k - h], out=out[h:k])
+    out[h:k] *= rho[: k - h]
+    xp.sin(theta, out=theta)
+    xp.multiply(rho, theta, out=out[:h])
+
+
 def standard_normal(rng, n, dtype, xp=None):
     """n draws of N(0, 1) by the Box-Muller transform of uniforms from `rng`, in blocks.
 
@@ -90,26 +106,15 @@ def standard_normal(rng, n, dtype, xp=None):
     dtype = numpy.dtype(dtype)
     out = xp.empty(n, dtype=dtype)
     for s in range(0, n, 2 * _BLOCK):
-        k = min(2 * _BLOCK, n - s)  # this block's draws
-        h = (k + 1) // 2  # pairs
-        u = rng.random(2 * h, dtype=dtype)
-        rho, theta = u[:h], u[h:]
-        xp.subtract(1, rho, out=rho)  # (0, 1]: the log is finite
-        xp.log(rho, out=rho)
-        rho *= dtype.type(-2)
-        xp.sqrt(rho, out=rho)
-        theta *= dtype.type(2.0 * math.pi)
-        blk = out[s:s + k]
-        xp.cos(theta[: k - h], out=blk[h:])
-        blk[h:] *= rho[: k - h]
-        xp.sin(theta, out=theta)
-        xp.multiply(rho, theta, out=blk[:h])
+        _box_muller(rng, min(2 * _BLOCK, n - s), dtype, xp, out[s:])
     return out
 
 
 def add_gradient_noise(grads, t, eta, rng, gamma=0.55):
     """Add N(0, sigma_t^2) to every gradient entry in place, sigma_t^2 = eta / (1 + t)^gamma.
 
+    The draws are the same as ``sigma_t * standard_normal(rng, g.size)`` for each g in order,
+    made block by block into a small buffer so that they never leave the CPU cache.
     grads: dict of arrays; t: 0-based step; rng: Generator (the only randomness).
     Returns sigma_t (the standard deviation, the square root of :func:`noise_variance`).
     """
@@ -117,7 +122,12 @@ def add_gradient_noise(grads, t, eta, rng, gamma=0.55):
     if sigma == 0.0:
         return 0.0
     for g in grads.values():
-        noise = standard_normal(rng, g.size, g.dtype, array_module(g)).reshape(g.shape)
-        noise *= g.dtype.type(sigma)
-        g += noise
+        xp = array_module(g)
+        gf = g.reshape(-1)
+        buf = xp.empty(min(2 * _BLOCK, gf.size), dtype=g.dtype)
+        for s in range(0, gf.size, 2 * _BLOCK):
+            k = min(2 * _BLOCK, gf.size - s)
+            _box_muller(rng, k, g.dtype, xp, buf)
+            buf[:k] *= g.dtype.type(sigma)
+            gf[s:s + k] += buf[:k]
     return sigma

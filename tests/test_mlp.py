@@ -60,3 +60,18 @@ def test_init_schemes():
     assert np.abs(g["W1"]).max() <= np.sqrt(6 / 900)
     with pytest.raises(ValueError, match="unknown init"):
         init_params((2, 2), np.random.default_rng(0), np.float64, "zeros")
+
+
+def test_input_gradient_when_asked_and_skipped_otherwise():
+    from numpy_dlra.gradcheck import numerical_grad, rel_error
+    from numpy_dlra.losses import softmax_cross_entropy, softmax_cross_entropy_backward
+
+    model = MLP((5, 4, 3), dropout=0.0)
+    params = init_params(model.sizes, np.random.default_rng(0), np.float64)
+    x, y = np.random.default_rng(1).standard_normal((3, 5)), np.array([0, 2, 1])
+    logits, caches = model.forward(params, x)
+    _, ce = softmax_cross_entropy(logits, y)
+    dx, _ = model.backward(softmax_cross_entropy_backward(ce), caches)
+    num = numerical_grad(lambda: softmax_cross_entropy(model.forward(params, x)[0], y)[0], x)
+    assert rel_error(num, dx) < 1e-7
+    assert model.backward(softmax_cross_entropy_backward(ce), caches, input_grad=False)[0] is None

@@ -59,3 +59,13 @@ def test_box_muller_odd_lengths_and_reproducibility():
         b = standard_normal(np.random.default_rng(1), n, np.float32)
         assert a.shape == (n,) and np.isfinite(a).all()
         np.testing.assert_array_equal(a, b)
+
+
+def test_fused_noise_equals_sigma_times_the_documented_draws():
+    shapes = {"W": (70_000,), "b": (3, 5)}
+    g = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
+    sigma = add_gradient_noise(g, 5, 0.01, np.random.default_rng(8))
+    r = np.random.default_rng(8)
+    for k, s in shapes.items():
+        expect = (standard_normal(r, int(np.prod(s)), np.float32) * np.float32(sigma)).reshape(s)
+        np.testing.assert_array_equal(g[k], expect)

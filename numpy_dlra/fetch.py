@@ -3,6 +3,7 @@
 Only `data_scripts/` and an explicit user command call the download functions; the library's
 loaders and the tests never touch the network.
 """
+import contextlib
 import hashlib
 import os
 import shutil
@@ -21,11 +22,13 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "numpy_dlra"
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` is either absent, the old file, or complete.
+@contextlib.contextmanager
+def _atomic_file(path):
+    """Yield a binary file that, if the block succeeds, atomically becomes `path`.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over
-    `path` (rename is atomic on POSIX); on any failure the temporary file is removed.
+    The data goes to a temporary file in the same folder, is flushed to disk, then renamed over
+    `path` (rename is atomic on POSIX); on any failure the temporary file is removed, so `path` is
+    either absent, the old file, or complete.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +36,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     try:
         os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -43,22 +46,16 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` atomically (see :func:`_atomic_file`)."""
+    with _atomic_file(path) as f:
+        f.write(data)
+
+
 def atomic_copy(src, dst) -> None:
-    """Copy file `src` to `dst` atomically (see :func:`atomic_write_bytes`)."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        os.chmod(tmp, _FILE_MODE)
-        with os.fdopen(fd, "wb") as f, open(src, "rb") as s:
-            shutil.copyfileobj(s, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Copy file `src` to `dst` atomically (see :func:`_atomic_file`)."""
+    with _atomic_file(dst) as f, open(src, "rb") as s:
+        shutil.copyfileobj(s, f)
 
 
 def download(url: str, timeout: float = 60.0) -> bytes:

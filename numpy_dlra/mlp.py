@@ -7,6 +7,8 @@ Layer l (1-based, as the paper's W_1 ... W_N) has parameters ``W{l}`` (m_l, n_l)
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .backend import array_module
 from .layers import Dropout, Linear, ReLU
 from .losses import l2_penalty, l2_penalty_grad, softmax_cross_entropy, softmax_cross_entropy_backward
@@ -26,8 +28,6 @@ def init_params(sizes, rng, dtype, scheme="he", xp=None):
     -------
     dict: ``W{l}`` (sizes[l], sizes[l-1]) and ``b{l}`` (sizes[l],) for l = 1 .. len(sizes) - 1
     """
-    import numpy as np
-
     xp = xp or np
     params = {}
     for l in range(1, len(sizes)):

@@ -6,6 +6,8 @@ Both work on dicts of arrays keyed like the parameters. The optimizer state is a
 import math
 from dataclasses import dataclass
 
+import numpy
+
 from .backend import array_module
 
 # Elementwise updates run over blocks of this many elements so that the several passes of one
@@ -100,8 +102,6 @@ def standard_normal(rng, n, dtype, xp=None):
     costs ~8.6 ns a draw: with 1.4 M parameters that was most of a training step.
     Returns a 1-d array of `n` draws of `dtype` on array module `xp` (default numpy).
     """
-    import numpy
-
     xp = xp or numpy
     dtype = numpy.dtype(dtype)
     out = xp.empty(n, dtype=dtype)

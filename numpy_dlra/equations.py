@@ -9,7 +9,7 @@ trainable, P (m x m') and Q (n' x n) fixed. "Columns" are input coordinates, "ro
 
 Erratum. The printed Eq. (11) replaces the kept row of Q by (q_i + q_j r) / s, where w_i = r w_j
 is the dropped column. That does not preserve W' Q; the function-preserving row is
-(r q_i + q_j) / s (see `fuse_columns` and tests/test_equations.py::test_printed_eq11_is_wrong).
+(r q_i + q_j) / s (see `fuse_columns` and tests/test_equations.py::test_printed_eq11_is_wrong_and_the_corrected_form_holds).
 Likewise Eq. (8) should read x'_k = (r x_d + x_k) / s.
 """
 import math
@@ -20,6 +20,11 @@ from .backend import array_module
 def _col_norms(W):
     xp = array_module(W)
     return xp.sqrt((W * W).sum(axis=0))  # (n,)
+
+
+def _norm(v):
+    """Euclidean norm of a vector, as a float."""
+    return float(array_module(v).sqrt((v * v).sum()))
 
 
 def cos_matrix(W):
@@ -77,7 +82,7 @@ def rare_grad(W):
         return g
     i, j, c = _closest_pair(W)
     wi, wj = W[:, i], W[:, j]
-    ni, nj = float(xp.sqrt((wi * wi).sum())), float(xp.sqrt((wj * wj).sum()))
+    ni, nj = _norm(wi), _norm(wj)
     if ni == 0.0 or nj == 0.0:
         return g
     g[:, i] = -2.0 * c * (wj / (ni * nj) - c * wi / ni**2)
@@ -107,11 +112,9 @@ def euclidean_distance(W, i, j):
     (It equals |w_j| sqrt(2 (1 - |D_cos|)): the distance between w_j and w_i rescaled to |w_j|.)
     Returns a float.
     """
-    xp = array_module(W)
     wi, wj = W[:, i], W[:, j]
-    ni, nj = float(xp.sqrt((wi * wi).sum())), float(xp.sqrt((wj * wj).sum()))
     sign = 1.0 if float((wi * wj).sum()) > 0 else -1.0
-    return float(xp.sqrt(((wi * (nj / ni) - sign * wj) ** 2).sum()))
+    return _norm(wi * (_norm(wj) / _norm(wi)) - sign * wj)
 
 
 def merge_criterion(W, i, j, tau_cos=1e-4, tau_euc=1e-1):
@@ -119,9 +122,8 @@ def merge_criterion(W, i, j, tau_cos=1e-4, tau_euc=1e-1):
 
     Returns a bool (False if either column is zero). Paper values: tau_cos 1e-4, tau_euc 1e-1.
     """
-    xp = array_module(W)
     wi, wj = W[:, i], W[:, j]
-    ni, nj = float(xp.sqrt((wi * wi).sum())), float(xp.sqrt((wj * wj).sum()))
+    ni, nj = _norm(wi), _norm(wj)
     if ni == 0.0 or nj == 0.0:
         return False
     c = float((wi * wj).sum()) / (ni * nj)
@@ -135,7 +137,6 @@ def fusion_ratio(w_d, w_k, ratio="sum"):
     sum(w_k) ~ 0); ratio="lstsq": r = <w_d, w_k> / <w_k, w_k> (exact too, and the least-squares fit
     otherwise). w_d, w_k: (m,). Returns a float.
     """
-    xp = array_module(w_d)
     if ratio == "sum":
         den = float(w_k.sum())
         if den == 0.0:
@@ -160,9 +161,7 @@ def fuse_columns(W, Q, i, j, ratio="sum"):
     -------
     (W_new, Q_new)
     """
-    xp = array_module(W)
-    ni, nj = float(xp.sqrt((W[:, i] ** 2).sum())), float(xp.sqrt((W[:, j] ** 2).sum()))
-    k, d = (i, j) if ni <= nj else (j, i)
+    k, d = (i, j) if _norm(W[:, i]) <= _norm(W[:, j]) else (j, i)
     r = fusion_ratio(W[:, d], W[:, k], ratio)
     s = math.sqrt(r * r + 1.0)
     W_new, Q_new = W.copy(), Q.copy()
@@ -193,8 +192,7 @@ def frobenius_normalize(W, k, g):
 
     W: (m, n) array; k, g: scalars. Returns an (m, n) array with Frobenius norm k |g|.
     """
-    xp = array_module(W)
-    return W * (k * g / float(xp.sqrt((W * W).sum())))
+    return W * (k * g / _norm(W.reshape(-1)))
 
 
 def frobenius_normalize_backward(dY, W, k, g):
@@ -203,8 +201,7 @@ def frobenius_normalize_backward(dY, W, k, g):
     With f = ||W||_F:  dL/dW = (k g / f) (dY - (<dY, W> / f^2) W),   dL/dg = k <dY, W> / f.
     Returns (dW (m, n), dg float).
     """
-    xp = array_module(W)
-    f = float(xp.sqrt((W * W).sum()))
+    f = _norm(W.reshape(-1))
     inner = float((dY * W).sum())
     dW = (k * g / f) * (dY - (inner / f**2) * W)
     return dW, k * inner / f

@@ -1,5 +1,6 @@
 """The command line: exit status 2 with a clear message for bad input, and nothing left behind."""
 import gzip
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -40,38 +41,43 @@ def test_unknown_choice_exits_2(capsys):
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damage, needle", [
-    (lambda b: b[: len(b) // 2], "corrupt or truncated gzip"),
-    (lambda b: b"PK\x03\x04" + b[4:], "not a gzip file"),
-    (lambda b: gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02"), "has shape (2,)"),
-])
-def test_corrupt_data_exits_2_naming_the_file(tmp_path, capsys, monkeypatch, damage, needle):
-    cache = tmp_path / "cache" / "fashion-mnist"
-    cache.mkdir(parents=True)
-    good = gzip.compress(b"\x00\x00\x08\x01\x00\x00\xea\x60" + bytes(60000))
-    for name in datasets.FASHION_SHA256:
-        (cache / name).write_bytes(good)
-    (cache / "train-labels-idx1-ubyte.gz").write_bytes(damage(good))
-    monkeypatch.setenv("NUMPY_DLRA_DATA", str(tmp_path / "cache"))
-    out = tmp_path / "run"
-    assert main(["train", "--data", "full", "--out", str(out), "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    # the images file is read first: it fails its shape/checksum; the labels file is named when it is first
-    assert "fashion-mnist" in err and "Traceback" not in err
-    assert not out.exists()
-
-
-def test_corrupt_labels_file_is_named(tmp_path, capsys, monkeypatch):
+def _fill_cache(tmp_path, monkeypatch):
+    """A cache folder holding the four file names (real copies where Debian's package has them)."""
     cache = tmp_path / "cache" / "fashion-mnist"
     cache.mkdir(parents=True)
     for name in datasets.FASHION_SHA256:
         src = datasets.DEBIAN_FASHION_DIR / name
         (cache / name).write_bytes(src.read_bytes() if src.exists() else b"")
-    (cache / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bnot really")
     monkeypatch.setenv("NUMPY_DLRA_DATA", str(tmp_path / "cache"))
-    assert main(["train", "--data", "full", "--out", str(tmp_path / "run")]) == 2
+    return cache
+
+
+IMAGES = gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 60000, 28, 28) + bytes(16))
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda b: b[: len(b) // 2], "corrupt or truncated gzip"),
+    (lambda b: b"PK\x03\x04" + b[4:], "not a gzip file"),
+    (lambda b: b, "checksum mismatch"),  # well-formed gzip, wrong content (structure errors: test_idx.py)
+    (lambda b: b"\x1f\x8bnot really", "corrupt or truncated gzip"),
+])
+def test_corrupt_data_exits_2_naming_the_file(tmp_path, capsys, monkeypatch, damage, needle):
+    cache = _fill_cache(tmp_path, monkeypatch)
+    (cache / "train-images-idx3-ubyte.gz").write_bytes(damage(IMAGES))  # the first file read
+    out = tmp_path / "run"
+    assert main(["train", "--data", "full", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "train-images-idx3-ubyte.gz: corrupt or truncated gzip" in err
+    assert "train-images-idx3-ubyte.gz: " + needle in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not (datasets.DEBIAN_FASHION_DIR / "train-images-idx3-ubyte.gz").exists(),
+                    reason="needs a real images file (Debian's dataset-fashion-mnist) so that the labels are reached")
+def test_corrupt_labels_file_is_named(tmp_path, capsys, monkeypatch):
+    cache = _fill_cache(tmp_path, monkeypatch)
+    (cache / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\xea\x60" + bytes(59999)))
+    assert main(["train", "--data", "full", "--out", str(tmp_path / "run")]) == 2
+    assert "train-labels-idx1-ubyte.gz: checksum mismatch" in capsys.readouterr().err
 
 
 def test_module_entry_point_exit_status(tmp_path):

@@ -6,7 +6,7 @@ what to do), 130 interrupted (resume with --resume).
 import argparse
 import sys
 
-from .config import METHODS, TrainConfig
+from .config import ADAM_MERGE, FUSE_RATIOS, METHODS, RARE_AXES, TrainConfig
 from .errors import UserError
 
 
@@ -15,7 +15,8 @@ def _parser():
     p = argparse.ArgumentParser(prog="numpy-dlra", description="Dynamic Low-Rank Approximation (Lee et al. 2021) in NumPy")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one network; writes config.json, metrics.jsonl, checkpoint.npz, summary.json")
-    t.add_argument("--method", choices=METHODS, default=d.method, help="baseline: the paper's dense MLP")
+    t.add_argument("--method", choices=METHODS, default=d.method,
+                   help="baseline: the paper's dense MLP; fn: + Frobenius Normalization; dlra: fn + RaRe + fusing")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs to train (default {d.epochs}; paper 2000)")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size}; paper: not stated)")
     t.add_argument("--seed", type=int, default=d.seed, help="seeds init, shuffling, dropout and noise")
@@ -28,7 +29,19 @@ def _parser():
     t.add_argument("--dropout", type=float, default=d.dropout)
     t.add_argument("--grad-noise-eta", type=float, default=d.grad_noise_eta,
                    help=f"gradient-noise variance scale eta (default {d.grad_noise_eta}; paper: not stated; 0 = off)")
-    t.add_argument("--lambda2", type=float, default=d.lambda2, help="weight of the L2 term, paper Eq. 17")
+    t.add_argument("--lambda1", type=float, default=None, help="RaRe weight, Eq. 18 (default 20 for dlra, as the paper)")
+    t.add_argument("--lambda2", type=float, default=None,
+                   help="L2 weight, Eq. 17-18 (default 0.1 for dlra, as the paper; 0 otherwise)")
+    t.add_argument("--tau-cos", type=float, default=d.tau_cos, help=f"Eq. 13 (default {d.tau_cos}, paper)")
+    t.add_argument("--tau-euc", type=float, default=d.tau_euc, help=f"Eq. 13 (default {d.tau_euc}, paper)")
+    t.add_argument("--fuse-ratio", choices=FUSE_RATIOS, default=d.fuse_ratio,
+                   help="r of Eq. 9: lstsq <w_d,w_k>/<w_k,w_k> (default) or sum, the paper's sum(w_d)/sum(w_k)")
+    t.add_argument("--rare-axes", choices=RARE_AXES, default=d.rare_axes,
+                   help="all: RaRe on every layer and axis (paper, default); fusable: only the axes that may fuse")
+    t.add_argument("--adam-merge", choices=ADAM_MERGE, default=d.adam_merge,
+                   help="Adam moments of a merged vector: carry (default) or reset to zero")
+    t.add_argument("--probe-size", type=int, default=d.probe_size,
+                   help="validation images whose logits merges.jsonl compares before/after each merge (0: off)")
     t.add_argument("--init", choices=("he", "glorot"), default=d.init, help="weight initialization (paper: not stated)")
     t.add_argument("--split-seed", type=int, default=d.split_seed, help="seed of the 10 %% validation split")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,13 +53,15 @@ def _train(args):
 
     cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                       dtype=args.dtype, data=args.data, lr=args.lr, dropout=args.dropout,
-                      grad_noise_eta=args.grad_noise_eta, lambda2=args.lambda2, init=args.init,
-                      split_seed=args.split_seed)
+                      grad_noise_eta=args.grad_noise_eta, lambda1=args.lambda1, lambda2=args.lambda2,
+                      tau_cos=args.tau_cos, tau_euc=args.tau_euc, fuse_ratio=args.fuse_ratio,
+                      rare_axes=args.rare_axes, adam_merge=args.adam_merge, probe_size=args.probe_size,
+                      init=args.init, split_seed=args.split_seed)
     out = args.out or f"runs/{cfg.method}-seed{cfg.seed}"
     s = train(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
     f = s["final"]
     print(f"done: {s['dataset']}, {f['epoch']} epochs, test accuracy {f['test_acc']:.2f} %, "
-          f"{f['params']:,} parameters, {s['total_seconds']:.0f} s; wrote {out}/")
+          f"{f['params']:,} parameters ({f['compression']:.2f} % compression), {s['total_seconds']:.0f} s; wrote {out}/")
     return 0
 
 

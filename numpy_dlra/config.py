@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from .errors import ConfigError
 from .mlp import PAPER_SIZES
 
-METHODS = ("baseline",)
+METHODS = ("baseline", "fn", "dlra")
+FUSE_RATIOS = ("lstsq", "sum")
+RARE_AXES = ("all", "fusable")
+ADAM_MERGE = ("carry", "reset")
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,14 @@ class TrainConfig:
     dropout: float = 0.2  # paper
     grad_noise_eta: float = 1e-4  # paper: not stated (our choice, measured: see README "Choices")
     grad_noise_gamma: float = 0.55  # Neelakantan et al.
-    lambda2: float = 0.0  # baseline minimizes L_task only (paper Sec. 5)
+    lambda1: float = None  # RaRe weight, Eq. (18): 20 for dlra (paper), 0 otherwise
+    lambda2: float = None  # L2 weight, Eq. (18): 0.1 for dlra (paper), 0 otherwise (baseline: L_task only)
+    tau_cos: float = 1e-4  # Eq. (13), paper
+    tau_euc: float = 1e-1  # Eq. (13), paper
+    fuse_ratio: str = "lstsq"  # r of Eq. (9): "sum" is the paper's estimator (our choice: lstsq; README "Choices")
+    rare_axes: str = "all"  # "all": Eq. (16) as printed; "fusable": only axes that may be fused (experiment)
+    adam_merge: str = "carry"  # Adam's moments through a merge (paper: not stated; README "Choices")
+    probe_size: int = 256  # validation images whose logits each merge record compares (0: off)
     init: str = "he"  # paper: not stated
     val_fraction: float = 0.1  # paper
     split_seed: int = 0  # the validation split is the same for every run seed
@@ -36,6 +46,11 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+        dlra = self.method == "dlra"
+        if self.lambda1 is None:
+            object.__setattr__(self, "lambda1", 20.0 if dlra else 0.0)
+        if self.lambda2 is None:
+            object.__setattr__(self, "lambda2", 0.1 if dlra else 0.0)
 
         def need(ok, flag, value, what):
             if not ok:
@@ -59,6 +74,15 @@ class TrainConfig:
         need(self.grad_noise_eta >= 0, "--grad-noise-eta", self.grad_noise_eta, "must be >= 0 (0 turns noise off)")
         need(self.grad_noise_gamma >= 0, "--grad-noise-gamma", self.grad_noise_gamma, "must be >= 0")
         need(self.lambda2 >= 0, "--lambda2", self.lambda2, "must be >= 0")
+        need(self.lambda1 >= 0, "--lambda1", self.lambda1, "must be >= 0")
+        need(dlra or self.lambda1 == 0, "--lambda1", self.lambda1, "the RaRe term belongs to --method dlra")
+        need(0 < self.tau_cos <= 1, "--tau-cos", self.tau_cos, "must be in (0, 1]")
+        need(self.tau_euc > 0, "--tau-euc", self.tau_euc, "must be > 0")
+        need(self.fuse_ratio in FUSE_RATIOS, "--fuse-ratio", self.fuse_ratio, f"choose {' or '.join(FUSE_RATIOS)}")
+        need(self.rare_axes in RARE_AXES, "--rare-axes", self.rare_axes, f"choose {' or '.join(RARE_AXES)}")
+        need(self.adam_merge in ADAM_MERGE, "--adam-merge", self.adam_merge, f"choose {' or '.join(ADAM_MERGE)}")
+        need(isinstance(self.probe_size, int) and self.probe_size >= 0, "--probe-size", self.probe_size,
+             "must be an integer >= 0")
         need(self.init in ("he", "glorot"), "--init", self.init, "choose he or glorot")
         need(0 < self.val_fraction < 1, "--val-fraction", self.val_fraction, "must be in (0, 1)")
         need(isinstance(self.split_seed, int) and self.split_seed >= 0, "--split-seed", self.split_seed, "must be >= 0")

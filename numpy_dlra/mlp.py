@@ -111,6 +111,10 @@ class MLP:
         out = [self.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
         return xp.concatenate(out)
 
+    def layer_stats(self):
+        """Per layer: m (outputs), n (inputs), feat (= m: no feature reduction in the dense net)."""
+        return [{"m": self.sizes[l], "n": self.sizes[l - 1], "feat": self.sizes[l]} for l in range(1, len(self.sizes))]
+
     def param_count(self):
         """Trainable parameters: sum_l m_l n_l + m_l (1,399,510 for the paper's sizes)."""
         return sum(self.sizes[l] * self.sizes[l - 1] + self.sizes[l] for l in range(1, len(self.sizes)))

@@ -3,11 +3,21 @@
 ``train(cfg, out)`` writes into `out`:
 - ``config.json``   the TrainConfig;
 - ``metrics.jsonl`` one line per epoch: epoch, step, train_loss (L, training mode, mean over the
-                    epoch's batches), train_task_loss, val_acc and test_acc (percent, eval mode),
-                    params (trainable), flops_per_sample (see MLP.flops_per_sample), seconds;
-- ``checkpoint.npz`` after every epoch, atomically: parameters, Adam state, every generator's
-                    state and the metrics so far, so that ``resume=True`` continues bit-for-bit;
+                    epoch's batches), train_task_loss, train_rare_loss (L_RaRe, dlra), val_acc and
+                    test_acc (percent, eval mode), params (trainable), flops_per_sample (see the
+                    models' flops_per_sample), compression (%, against the same net at initialization),
+                    layers (per layer m', n' and the reduced feature dim), merges (this epoch), seconds;
+- ``merges.jsonl``  (dlra) one line per fusion: step, layer, axis, kept and dropped index, r, s,
+                    cos, d_euc, the layer's shape after it, and probe_change (the largest change of a
+                    logit on a fixed batch of validation images);
+- ``checkpoint.npz`` after every epoch, atomically: parameters, Adam state, P and Q, every
+                    generator's state and the metrics so far, so that ``resume=True`` continues
+                    bit-for-bit;
 - ``summary.json``  at the end.
+
+Methods: ``baseline`` (the dense MLP), ``fn`` (every layer as FN(W'), P = Q = I) and ``dlra``
+(fn + RaRe + L2 + a merge test after every update; :mod:`numpy_dlra.fusion`). All three start
+from the same dense weights for a given seed.
 Randomness comes only from four generators spawned from ``SeedSequence(cfg.seed)``: init,
 shuffle, dropout, noise. Same seed, same machine, same thread count: bitwise identical runs.
 """
@@ -22,7 +32,10 @@ from . import checkpoint
 from .config import TrainConfig
 from .datasets import load_dataset
 from .errors import UserError
+from .factorized import LayerFactors
+from .factorized_mlp import FactorizedMLP, compression
 from .fetch import atomic_write_bytes
+from .fusion import FusionRules, RankReducer
 from .mlp import MLP, init_params
 from .optim import Adam, add_gradient_noise
 from .progress import Progress
@@ -52,6 +65,22 @@ def _state_arrays(params, opt_state):
     return arrays
 
 
+def _build_model(cfg, params, dtype, factors=None, fn_k=None):
+    """(model, params) of cfg.method from dense (or, on resume, already factorized) parameters."""
+    if cfg.method == "baseline":
+        return MLP(cfg.sizes, cfg.dropout), params
+    if factors is None:
+        return FactorizedMLP.from_dense(params, cfg.sizes, cfg.dropout, fn=True)
+    return FactorizedMLP(cfg.sizes, factors, fn_k, cfg.dropout, dtype=dtype), params
+
+
+def _merge_lines(path, upto_step):
+    """The lines of merges.jsonl up to and including `upto_step` (a resumed run drops the rest)."""
+    if not path.exists():
+        return []
+    return [ln for ln in path.read_text().splitlines(keepends=True) if ln.strip() and json.loads(ln)["step"] <= upto_step]
+
+
 def _check_resume_config(saved, cfg, path):
     a, b = saved.to_dict(), cfg.to_dict()
     diff = [k for k in a if k != "epochs" and a[k] != b[k]]
@@ -78,11 +107,13 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
                         "the run there, or choose a new folder")
     data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log)).to(np, dtype)
 
-    model = MLP(cfg.sizes, cfg.dropout)
     opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
     rngs = make_rngs(cfg.seed)
     if resume:
         params = {k[6:]: a for k, a in arrays.items() if k.startswith("param/")}
+        struct = {k[7:]: a for k, a in arrays.items() if k.startswith("struct/")}
+        factors = [LayerFactors.from_arrays(struct, l) for l in range(1, len(cfg.sizes))] if struct else None
+        model, params = _build_model(cfg, params, dtype, factors, meta.get("fn_k"))
         opt_state = {"t": meta["adam_t"],
                      "m": {k[7:]: a for k, a in arrays.items() if k.startswith("adam_m/")},
                      "v": {k[7:]: a for k, a in arrays.items() if k.startswith("adam_v/")}}
@@ -91,14 +122,23 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
         start, step, history = meta["epoch"], meta["step"], meta["history"]
         log(f"resuming {out} after epoch {start} (step {step})")
     else:
-        params = init_params(cfg.sizes, rngs["init"], dtype, cfg.init)
+        model, params = _build_model(cfg, init_params(cfg.sizes, rngs["init"], dtype, cfg.init), dtype)
         opt_state = opt.init(params)
         start, step, history = 0, 0, []
+    # the same network at initialization (FN adds one gain per layer): the reference of "compression"
+    params0 = MLP(cfg.sizes).param_count() + (0 if cfg.method == "baseline" else len(cfg.sizes) - 1)
+    reducer = probe = None
+    if cfg.method == "dlra":
+        reducer = RankReducer(model, FusionRules(cfg.tau_cos, cfg.tau_euc, cfg.fuse_ratio, cfg.rare_axes, cfg.adam_merge))
+        reducer.refresh(params, cfg.lambda1)
+        probe = data.x_val[:cfg.probe_size] if cfg.probe_size else None
 
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "config.json", cfg.to_dict())
-    # metrics.jsonl always equals the checkpoint's history plus what this call appends
+    # metrics.jsonl (and merges.jsonl) always equal the checkpoint's history plus what this call appends
     atomic_write_bytes(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+    if reducer:
+        atomic_write_bytes(out / "merges.jsonl", "".join(_merge_lines(out / "merges.jsonl", step)).encode())
 
     x, y = data.x_train, data.y_train
     n, bs = len(x), cfg.batch_size
@@ -106,12 +146,17 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         perm = rngs["shuffle"].permutation(n)
-        loss_sum = task_sum = 0.0
+        loss_sum = task_sum = rare_sum = 0.0
+        merges = []
         with Progress(n_batches, f"epoch {epoch}/{cfg.epochs}", enabled=progress) as bar:
             for i in range(n_batches):
                 idx = perm[i * bs:(i + 1) * bs]
                 loss, task, grads = model.loss_and_grads(params, x[idx], y[idx], training=True,
                                                          rng=rngs["dropout"], lambda2=cfg.lambda2)
+                if reducer and cfg.lambda1:
+                    rare = reducer.rare_term(params, grads, cfg.lambda1)  # adds lambda1 dL_RaRe/dW' to grads
+                    loss += cfg.lambda1 * rare
+                    rare_sum += rare
                 if not math.isfinite(loss):
                     raise UserError(f"the loss became {loss} at step {step + 1} (epoch {epoch}); "
                                     "lower --lr or --grad-noise-eta, or use --dtype float64")
@@ -120,28 +165,46 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
                                        cfg.grad_noise_gamma)
                 opt.step(params, grads, opt_state)
                 step += 1
+                if reducer:
+                    reducer.refresh(params, cfg.lambda1)  # the one Gram per layer and axis of this step
+                    merges += reducer.merge_step(params, opt_state, step, cfg.lambda1, probe)
                 loss_sum += loss
                 task_sum += task
                 bar.update(1, loss=loss)
+        n_params = model.param_count()
         rec = {
             "epoch": epoch,
             "step": step,
             "train_loss": loss_sum / n_batches,
             "train_task_loss": task_sum / n_batches,
+            "train_rare_loss": rare_sum / n_batches,
             "val_acc": accuracy(model, params, data.x_val, data.y_val),
             "test_acc": accuracy(model, params, data.x_test, data.y_test),
-            "params": model.param_count(),
+            "params": n_params,
             "flops_per_sample": model.flops_per_sample(),
+            "compression": compression(n_params, params0),
+            "layers": model.layer_stats(),
+            "merges": len(merges),
             "seconds": time.perf_counter() - t0,
         }
         history.append(rec)
+        if reducer:
+            with open(out / "merges.jsonl", "a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in merges))
+        arrays = _state_arrays(params, opt_state)
         meta = {"format": 1, "config": cfg.to_dict(), "epoch": epoch, "step": step, "adam_t": opt_state["t"],
                 "rng": {k: r.bit_generator.state for k, r in rngs.items()}, "history": history}
-        checkpoint.save(ckpt_path, _state_arrays(params, opt_state), meta)
+        if isinstance(model, FactorizedMLP):
+            for l, f in enumerate(model.factors, start=1):
+                arrays.update({f"struct/{k}": v for k, v in f.arrays(l).items()})
+            meta["fn_k"] = model.fn_k
+        checkpoint.save(ckpt_path, arrays, meta)
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
+        shapes = " ".join(f"{d['m']}x{d['n']}" for d in rec["layers"])
         log(f"epoch {epoch:>3}  step {step:>6}  loss {rec['train_loss']:.4f}  val {rec['val_acc']:.2f} %  "
-            f"test {rec['test_acc']:.2f} %  ({rec['seconds']:.1f} s)")
+            f"test {rec['test_acc']:.2f} %  ({rec['seconds']:.1f} s)"
+            + (f"  shapes {shapes}  comp {rec['compression']:.2f} %" if reducer else ""))
 
     best = max(history, key=lambda r: r["val_acc"]) if history else None
     summary = {

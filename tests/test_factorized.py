@@ -1,0 +1,130 @@
+"""The factorized network P FN(W') Q: equal to the dense net, exact feature reduction, checked gradients."""
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from numpy_dlra.factorized import FeatureGroups, LayerFactors
+from numpy_dlra.factorized_mlp import FactorizedMLP
+from numpy_dlra.gradcheck import check_param_grads, directional_check, numerical_grad, rel_error
+from numpy_dlra.mlp import MLP, init_params
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def random_factors(g, m, m_prime, n, n_prime):
+    """P (m x m'), Q (n' x n) with one nonzero per row / column, every row and column of W' used, random signs."""
+    p_idx = np.concatenate([np.arange(m_prime), g.integers(0, m_prime, m - m_prime)])
+    q_idx = np.concatenate([np.arange(n_prime), g.integers(0, n_prime, n - n_prime)])
+    sc = lambda k: g.uniform(0.3, 2.0, k) * g.choice([-1.0, 1.0], k)  # noqa: E731
+    return LayerFactors(g.permutation(p_idx), sc(m), g.permutation(q_idx), sc(n))
+
+
+def random_net(seed, sizes, fn=True, dtype=np.float64, first_cols=True):
+    """A factorized net with random P, Q (the first layer's Q stays I unless first_cols) and random W', b', g."""
+    g = np.random.default_rng(seed)
+    dense = init_params(sizes, g, dtype)
+    model, params = FactorizedMLP.from_dense(dense, sizes, 0.2, fn=fn)
+    for l in range(1, len(sizes)):
+        m, n = sizes[l], sizes[l - 1]
+        mp = m if l == len(sizes) - 1 else int(g.integers(1, m + 1))
+        np_ = int(g.integers(1, n + 1)) if (l > 1 or first_cols) else n
+        model.factors[l - 1] = random_factors(g, m, mp, n, np_)
+        params[f"W{l}"] = g.standard_normal((mp, np_)).astype(dtype)
+        params[f"b{l}"] = (0.3 * g.standard_normal(mp)).astype(dtype)
+        if fn:
+            params[f"g{l}"] = np.array([g.uniform(0.5, 1.5)], dtype=dtype)
+    model.rebuild()
+    return model, params
+
+
+def test_identity_factorization_without_fn_is_the_dense_mlp_bit_for_bit(rng):
+    sizes = (12, 9, 7, 4)
+    dense = init_params(sizes, rng, np.float32)
+    model, params = FactorizedMLP.from_dense(dense, sizes, 0.2, fn=False)
+    x, y = rng.standard_normal((6, 12)).astype(np.float32), rng.integers(0, 4, 6)
+    a = MLP(sizes, 0.2).loss_and_grads(dense, x, y, training=True, rng=np.random.default_rng(1), lambda2=0.1)
+    b = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(1), lambda2=0.1)
+    assert a[0] == b[0]
+    assert list(a[2]) == list(b[2])  # same keys in the same order (gradient noise is drawn in this order)
+    for k in a[2]:
+        np.testing.assert_array_equal(a[2][k], b[2][k])
+
+
+@given(seeds, st.booleans())
+def test_factorized_net_equals_its_dense_form_for_any_signs(seed, fn):
+    """Feature-space reduction (Sec. 4.3) and the folded |p_i| are exact: eval output = that of P FN(W') Q."""
+    sizes = (7, 6, 5, 3)
+    model, params = random_net(seed, sizes, fn=fn)
+    x = np.random.default_rng(seed + 1).standard_normal((5, 7))
+    dense = model.to_dense(params)
+    np.testing.assert_allclose(model.forward(params, x)[0], MLP(sizes).forward(dense, x)[0], atol=1e-10)
+    for l, stats in enumerate(model.layer_stats()[:-1], start=1):
+        m_prime, m = stats["m"], sizes[l]
+        assert m_prime <= stats["feat"] <= min(m, 2 * m_prime)
+
+
+def test_feature_groups_are_keyed_by_row_and_sign():
+    f = LayerFactors(np.array([0, 1, 1, 0, 2]), np.array([1.0, -2.0, 0.5, 3.0, -1.0]), np.arange(3), np.ones(3))
+    g = FeatureGroups.of(f)
+    assert g.rows.tolist() == [0, 1, 1, 2] and g.signs.tolist() == [1, 1, -1, -1]
+    assert g.of_unit.tolist() == [0, 2, 1, 0, 3]
+
+
+def test_dropout_rate_decays_with_the_feature_dimension():
+    """Eq. (14): r = r0 n / n0 on the reduced features of each hidden layer."""
+    model, _ = random_net(3, (7, 6, 5, 3))
+    for rate, stats, m in zip(model.dropout_rates(), model.layer_stats(), (6, 5)):
+        assert rate == 0.2 * stats["feat"] / m
+
+
+def test_every_parameter_elementwise_tiny_random_structure():
+    """dL/dW', db', dg with FN, L2, dropout and random signed P, Q: central differences in float64."""
+    sizes = (5, 4, 4, 3)
+    model, params = random_net(11, sizes, fn=True)
+    g = np.random.default_rng(2)
+    x, y = g.standard_normal((6, 5)), g.integers(0, 3, 6)
+
+    def loss():
+        return model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(3), lambda2=0.1)[0]
+
+    _, _, grads = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(3), lambda2=0.1)
+    assert set(grads) == set(params)
+    errors = check_param_grads(loss, params, grads)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_whole_network_random_direction_paper_widths_scaled_down():
+    sizes = (30, 20, 20, 20, 10)
+    model, params = random_net(5, sizes, fn=True)
+    g = np.random.default_rng(4)
+    x, y = g.standard_normal((16, 30)), g.integers(0, 10, 16)
+
+    def loss(p):
+        return model.loss_and_grads(p, x, y, training=True, rng=np.random.default_rng(4), lambda2=0.1)[0]
+
+    _, _, grads = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(4), lambda2=0.1)
+    analytic, numeric = directional_check(loss, params, grads, np.random.default_rng(6))
+    assert abs(analytic - numeric) < 1e-6 * max(1.0, abs(numeric))
+
+
+def test_input_gradient_through_connectors_and_groups():
+    """The backward of the connector, grouped ReLU and gather, checked by dL/dx of a first layer with random Q."""
+    sizes = (6, 5, 4)
+    model, params = random_net(8, sizes, fn=True, first_cols=True)
+    model.ops[0][1].input_grad = True  # ask layer 1 for its input gradient too
+    g = np.random.default_rng(9)
+    x, w = g.standard_normal((3, 6)), g.standard_normal((3, 4))
+    _, caches = model.forward(params, x)
+    conn = model.ops[0][0]
+    d = w
+    for l in range(2, 0, -1):
+        conn_l, lin, act, drop = model.ops[l - 1]
+        c_lin, c_act, c_drop = caches[l - 1]
+        if drop is not None:
+            d, _ = drop.backward(d, c_drop)
+        d, _ = act.backward(d, c_act)
+        d, _ = lin.backward(d, c_lin)
+        d, _ = conn_l.backward(d, None)
+    assert conn is model.ops[0][0]
+    num = numerical_grad(lambda: float((model.forward(params, x)[0] * w).sum()), x)
+    assert rel_error(num, d) < 1e-7

@@ -1,0 +1,219 @@
+"""The DLRA engine (numpy_dlra.fusion) against the pure equations, and exact merges anywhere in a network."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from numpy_dlra import equations as eq
+from numpy_dlra.factorized_mlp import FactorizedMLP
+from numpy_dlra.fusion import FusionRules, RankReducer, closest_pair
+from numpy_dlra.gradcheck import check_param_grads, numerical_grad, rel_error
+from numpy_dlra.mlp import init_params
+from test_factorized import random_net
+
+seeds = st.integers(0, 2**32 - 1)
+EXACT = FusionRules(tau_cos=1e-9, tau_euc=1e-6)  # only exactly parallel pairs qualify
+
+
+def weights(model, params):
+    return [params[f"W{l}"] for l in range(1, model.n_layers + 1)]
+
+
+@given(seeds, st.integers(2, 9), st.integers(2, 9))
+def test_closest_pair_from_the_gram_is_the_equations_pair(seed, m, n):
+    W = np.random.default_rng(seed).standard_normal((m, n))
+    i, j, c = closest_pair(W.T @ W)
+    assert abs((1 - c * c) - eq.rare(W)) < 1e-12
+    assert abs(c - eq.cos_matrix(W)[i, j]) < 1e-12  # the value at (i, j) is the minimum: (i, j) is a minimizing pair
+
+
+@given(seeds, st.sampled_from(["all", "fusable"]))
+def test_rare_term_is_eq16_and_its_gradient_matches_central_differences(seed, axes):
+    model, params = random_net(seed, (6, 5, 7, 4, 3))
+    red = RankReducer(model, FusionRules(rare_axes=axes))
+    red.refresh(params, lambda1=2.0)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    value = red.rare_term(params, grads, lambda1=2.0)
+    if axes == "all":
+        assert abs(value - eq.rare_loss_total(weights(model, params))) < 1e-12
+    for l in range(1, model.n_layers + 1):
+        W = params[f"W{l}"]
+
+        def f():
+            red.refresh(params, lambda1=2.0)
+            return red.rare_term(params, {k: np.zeros_like(v) for k, v in params.items()}, 2.0)
+
+        num = numerical_grad(f, W, h=1e-7)
+        assert rel_error(2.0 * num, grads[f"W{l}"]) < 1e-5 or np.abs(grads[f"W{l}"]).max() < 1e-12
+
+
+def test_whole_dlra_loss_gradient_elementwise():
+    """L = L_task + lambda1 L_RaRe + lambda2 L_L2 (Eq. 18) with FN, dropout and a merged structure."""
+    model, params = random_net(21, (5, 4, 6, 3))
+    red = RankReducer(model)
+    g = np.random.default_rng(1)
+    x, y = g.standard_normal((7, 5)), g.integers(0, 3, 7)
+    lam1, lam2 = 20.0, 0.1
+
+    def total():
+        task_l2 = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(2), lambda2=lam2)[0]
+        return task_l2 + lam1 * eq.rare_loss_total(weights(model, params))
+
+    _, _, grads = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(2), lambda2=lam2)
+    red.refresh(params, lam1)
+    red.rare_term(params, grads, lam1)
+    errors = check_param_grads(total, params, grads, h=1e-7)
+    assert max(errors.values()) < 1e-5, errors
+
+
+def near_parallel(g, V, k, d, angle, r):
+    """Make V[:, d] = r * (V[:, k] turned by `angle` radians within a random plane)."""
+    u = V[:, k] / np.linalg.norm(V[:, k])
+    p = g.standard_normal(len(u))
+    p -= (p @ u) * u
+    p /= np.linalg.norm(p)
+    V[:, d] = r * np.linalg.norm(V[:, k]) * (np.cos(angle) * u + np.sin(angle) * p)
+
+
+@given(seeds, st.floats(0.0, 0.05), st.floats(-3.0, 3.0).filter(lambda r: abs(r) > 0.3), st.sampled_from(["cols", "rows"]))
+def test_merge_test_is_eq13(seed, angle, r, axis):
+    """The engine's decision, cos and D_euc are those of equations.merge_criterion on (dropped, kept)."""
+    g = np.random.default_rng(seed)
+    model, params = FactorizedMLP.from_dense(init_params((8, 6, 6, 3), g, np.float64), (8, 6, 6, 3), 0.2)
+    params["b2"] = 0.2 * g.standard_normal(6)
+    aug = np.concatenate([params["W2"], params["b2"][:, None]], axis=1)  # rows [w', b']
+    V = params["W2"] if axis == "cols" else aug.T
+    near_parallel(g, V, 1, 4, angle, r)
+    params["W2"], params["b2"] = (V, params["b2"]) if axis == "cols" else (V.T[:, :-1].copy(), V.T[:, -1].copy())
+    red = RankReducer(model)
+    red.refresh(params, 0.0)
+    k, d, c, d_euc = red._candidate(params, 2, axis)
+    assert {k, d} == {1, 4} and np.linalg.norm(V[:, k]) <= np.linalg.norm(V[:, d])
+    # from the Gram, D_euc = |w_k| sqrt(2 (1 - |cos|)) carries an absolute error ~ |w_k| sqrt(2 eps)
+    assert abs(d_euc - eq.euclidean_distance(V, d, k)) < 1e-7 * np.linalg.norm(V[:, k])
+    decide = 1 - abs(c) < 1e-4 and d_euc < 1e-1
+    if abs((1 - abs(c)) - 1e-4) > 1e-9 and abs(d_euc - 0.1) > 1e-9:  # away from the thresholds
+        assert decide == eq.merge_criterion(V, d, k)
+
+
+@given(seeds, st.floats(-3.0, 3.0).filter(lambda r: abs(r) > 0.3), st.sampled_from(["sum", "lstsq"]))
+def test_engine_fuses_as_the_equations_do(seed, r, ratio):
+    """Columns: W' and Q after the engine's merge equal eq.fuse_columns; rows: eq.fuse_rows with P and b'."""
+    g = np.random.default_rng(seed)
+    sizes = (8, 6, 6, 3)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2, fn=False)
+    params["b2"] = 0.2 * g.standard_normal(6)
+    W, b = params["W2"], params["b2"]
+    W[:, 4] = r * W[:, 1]  # exact parallel columns 1, 4 of layer 2
+    aug = np.concatenate([W, b[:, None]], axis=1)
+    aug[3] = -1.5 * aug[0]  # and exact parallel (augmented) rows 0, 3
+    params["W2"], params["b2"] = aug[:, :-1].copy(), aug[:, -1].copy()
+    want_W, want_Q = eq.fuse_columns(params["W2"], np.eye(6), 1, 4, ratio)
+    want_W2, want_b2, want_P = eq.fuse_rows(want_W, params["b2"], np.eye(6), 0, 3, ratio)
+    red = RankReducer(model, FusionRules(tau_cos=1e-9, tau_euc=1e-6, ratio=ratio))
+    red.refresh(params, 0.0)
+    opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
+    recs = red.merge_step(params, opt, step=1, lambda1=0.0)
+    assert [(x["axis"], x["layer"]) for x in recs] == [("cols", 2), ("rows", 2)]
+    f = model.factors[1]
+    np.testing.assert_allclose(params["W2"], want_W2, atol=1e-12)
+    np.testing.assert_allclose(params["b2"], want_b2, atol=1e-12)
+    np.testing.assert_allclose(f.dense_Q(5), want_Q, atol=1e-12)
+    np.testing.assert_allclose(f.dense_P(5), want_P, atol=1e-12)
+
+
+def make_parallel(g, model, params, l, axis):
+    """Overwrite one vector of layer l on `axis` by r times another (rows: augmented with b')."""
+    W, b = params[f"W{l}"], params[f"b{l}"]
+    V = W if axis == "cols" else np.concatenate([W, b[:, None]], axis=1).T
+    k, d = g.choice(V.shape[1], 2, replace=False)
+    V[:, d] = g.choice([-1, 1]) * g.uniform(0.5, 2.0) * V[:, k]
+    if axis == "rows":
+        params[f"W{l}"], params[f"b{l}"] = V.T[:, :-1].copy(), V.T[:, -1].copy()
+
+
+@given(seeds, st.booleans(), st.sampled_from(["carry", "reset"]))
+def test_any_sequence_of_exact_fusions_preserves_the_network_output(seed, fn, adam_merge):
+    sizes = (6, 8, 7, 7, 4)
+    model, params = random_net(seed, sizes, fn=fn, first_cols=False)
+    g = np.random.default_rng(seed + 7)
+    opt = {"m": {k: g.standard_normal(v.shape) for k, v in params.items()},
+           "v": {k: g.uniform(0.1, 1, v.shape) for k, v in params.items()}}
+    red = RankReducer(model, FusionRules(tau_cos=1e-9, tau_euc=1e-6, adam_merge=adam_merge))
+    x = g.standard_normal((9, 6))
+    for step in range(1, 6):
+        options = [(l, a) for l in range(1, model.n_layers + 1) for a in red.fusable_axes(l)
+                   if (model.shape(l)[1] if a == "cols" else model.shape(l)[0]) >= 2]
+        if not options:
+            break
+        l, axis = options[g.integers(len(options))]
+        make_parallel(g, model, params, l, axis)
+        before = model.forward(params, x)[0]
+        shape = model.shape(l)
+        red.refresh(params, 1.0)  # after an update, as in training
+        recs = red.merge_step(params, opt, step, lambda1=1.0, probe=x)
+        # our pair is fused (and any other exactly parallel pair, e.g. all columns of a 1-row W')
+        assert (l, axis) in [(rec["layer"], rec["axis"]) for rec in recs]
+        if len(recs) == 1:
+            assert model.shape(l) == ((shape[0], shape[1] - 1) if axis == "cols" else (shape[0] - 1, shape[1]))
+        np.testing.assert_allclose(model.forward(params, x)[0], before, atol=1e-10)
+        assert max(rec["probe_change"] for rec in recs) < 1e-10
+        for (ll, a), G in red.grams.items():  # the Grams after the merges are those of the new W'
+            W = params[f"W{ll}"]
+            np.testing.assert_allclose(G, W.T @ W if a == "cols" else W @ W.T, atol=1e-10)
+        for k, v in params.items():
+            assert opt["m"][k].shape == v.shape == opt["v"][k].shape
+
+
+@given(seeds, st.sampled_from(["cols", "rows"]), st.sampled_from(["carry", "reset"]))
+def test_adam_moments_are_carried_as_documented(seed, axis, how):
+    g = np.random.default_rng(seed)
+    sizes = (5, 6, 6, 3)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2)
+    make_parallel(g, model, params, 2, axis)
+    opt = {"m": {k: g.standard_normal(v.shape) for k, v in params.items()},
+           "v": {k: g.uniform(0.1, 1, v.shape) for k, v in params.items()}}
+    old_m, old_v = {k: v.copy() for k, v in opt["m"].items()}, {k: v.copy() for k, v in opt["v"].items()}
+    red = RankReducer(model, FusionRules(tau_cos=1e-9, tau_euc=1e-6, adam_merge=how))
+    red.refresh(params, 0.0)
+    (rec,) = red.merge_step(params, opt, 1, 0.0)
+    k, d, r, s = rec["kept"], rec["dropped"], rec["r"], rec["s"]
+    pos = k - (d < k)
+    for name in ["W2"] + (["b2"] if axis == "rows" else []):
+        take = (lambda a, i: a[:, i]) if (axis == "cols") else (lambda a, i: a[i])
+        want_m = (r * take(old_m[name], d) + take(old_m[name], k)) / s if how == "carry" else 0
+        want_v = (r * r * take(old_v[name], d) + take(old_v[name], k)) / s**2 if how == "carry" else 0
+        np.testing.assert_allclose(take(opt["m"][name], pos), want_m, atol=1e-12)
+        np.testing.assert_allclose(take(opt["v"][name], pos), want_v, atol=1e-12)
+
+
+@given(seeds, st.floats(1e-3, 0.3), st.sampled_from(["cols", "rows"]))
+def test_incremental_gram_updates_equal_fresh_grams_for_inexact_merges(seed, angle, axis):
+    g = np.random.default_rng(seed)
+    sizes = (5, 7, 6, 3)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2)
+    red = RankReducer(model)
+    red.refresh(params, 1.0)
+    opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
+    red._fuse(params, opt, 2, axis, 1, 3)  # fuse whatever is there: the Gram algebra holds regardless
+    W = params["W2"]
+    np.testing.assert_allclose(red.grams[(2, "cols")], W.T @ W, atol=1e-10)
+    np.testing.assert_allclose(red.grams[(2, "rows")], W @ W.T, atol=1e-10)
+
+
+@pytest.mark.parametrize("l, shape, axes", [
+    (1, (500, 784), []),  # the input layer's columns never fuse, and its rows are the shorter axis
+    (1, (500, 400), ["rows"]),
+    (2, (500, 500), ["cols", "rows"]),  # square: both
+    (2, (499, 500), ["cols"]),
+    (2, (500, 499), ["rows"]),
+    (6, (10, 500), ["cols"]),  # the classification layer's rows never fuse
+    (6, (10, 10), []),  # and its columns stop at the class count
+])
+def test_which_axes_may_fuse(l, shape, axes):
+    sizes = (784, 500, 500, 500, 500, 500, 10)
+    model, _ = FactorizedMLP.from_dense({f"{p}{i}": np.zeros((sizes[i], sizes[i - 1]) if p == "W" else sizes[i])
+                                         for i in range(1, 7) for p in "Wb"}, sizes, 0.2, fn=False)
+    red = RankReducer(model)
+    red.model.shape = lambda layer: shape  # only the shape of layer l is asked
+    assert red.fusable_axes(l) == axes

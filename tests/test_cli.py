@@ -21,11 +21,21 @@ def test_train_embedded_end_to_end(tmp_path, capsys, no_full_data):
     assert (tmp_path / "run" / "summary.json").is_file()
 
 
+def test_train_dlra_end_to_end(tmp_path, capsys, no_full_data):
+    rc = main(["train", "--method", "dlra", "--data", "embedded", "--epochs", "1", "--out", str(tmp_path / "d"),
+               "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "% compression)" in out and "shapes 500x784 " in out
+    assert (tmp_path / "d" / "merges.jsonl").is_file()
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["train", "--epochs", "0"], "--epochs 0: must be an integer >= 1"),
     (["train", "--batch-size", "0"], "--batch-size 0"),
     (["train", "--lr", "-1"], "--lr -1.0: must be > 0"),
     (["train", "--dropout", "1.5"], "--dropout 1.5"),
+    (["train", "--method", "dlra", "--tau-cos", "0"], "--tau-cos 0.0: must be in (0, 1]"),
+    (["train", "--method", "fn", "--lambda1", "20"], "--lambda1 20.0: the RaRe term belongs to --method dlra"),
 ])
 def test_impossible_flags_exit_2(tmp_path, capsys, argv, needle):
     out = tmp_path / "never"

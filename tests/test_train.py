@@ -99,6 +99,9 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, data):
     ("epochs", 0, "--epochs"), ("batch_size", -1, "--batch-size"), ("dtype", "float16", "--dtype"),
     ("lr", 0.0, "--lr"), ("dropout", 1.0, "--dropout"), ("grad_noise_eta", -1.0, "--grad-noise-eta"),
     ("data", "cifar", "--data"), ("method", "magic", "--method"), ("sizes", (784, 5), "--sizes"),
+    ("lambda1", 1.0, "--lambda1"),  # RaRe without fusing: not one of the paper's methods
+    ("tau_cos", 0.0, "--tau-cos"), ("tau_euc", -1.0, "--tau-euc"), ("fuse_ratio", "mean", "--fuse-ratio"),
+    ("rare_axes", "some", "--rare-axes"), ("adam_merge", "keep", "--adam-merge"), ("probe_size", -1, "--probe-size"),
 ])
 def test_impossible_config_names_the_flag(field, value, flag):
     with pytest.raises(ConfigError, match=flag):
@@ -109,3 +112,45 @@ def test_impossible_config_names_the_flag(field, value, flag):
 def test_nan_loss_stops_with_advice(tmp_path, data):
     with pytest.raises(UserError, match="lower --lr"):
         run(tmp_path, "nan", data, epochs=1, lr=1e30)
+
+
+DLRA = dict(method="dlra", sizes=(784, 24, 24, 10), tau_cos=0.3, tau_euc=10.0)  # loose: merges within an epoch
+
+
+def test_method_defaults_follow_the_paper():
+    d = TrainConfig(method="dlra")
+    assert (d.lambda1, d.lambda2, d.tau_cos, d.tau_euc) == (20.0, 0.1, 1e-4, 1e-1)
+    assert (TrainConfig(method="fn").lambda1, TrainConfig(method="fn").lambda2) == (0.0, 0.0)
+
+
+def test_dlra_run_shrinks_records_every_merge_and_resumes_bitwise(tmp_path, data):
+    straight = run(tmp_path, "straight", data, epochs=3, **DLRA)
+    run(tmp_path, "split", data, epochs=1, **DLRA)
+    with open(tmp_path / "split" / "merges.jsonl", "a") as f:
+        f.write('{"step": 99999, "torn": true}\n')  # as if killed after writing merges, before the checkpoint
+    resumed = run(tmp_path, "split", data, epochs=3, resume=True, **DLRA)
+    a, b = load_params(tmp_path / "straight"), load_params(tmp_path / "split")
+    assert a.keys() == b.keys() and "g1" in a
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    merges = (tmp_path / "straight" / "merges.jsonl").read_text()
+    assert merges == (tmp_path / "split" / "merges.jsonl").read_text()
+    recs = [json.loads(s) for s in merges.splitlines()]
+    final = straight["final"]
+    assert len(recs) == sum(json.loads(s)["merges"] for s in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines())
+    assert len(recs) > 5 and final["compression"] > 0
+    assert {r["axis"] for r in recs} == {"cols", "rows"}
+    assert all(r["layer"] > 1 or r["axis"] == "rows" for r in recs) and not any(r["layer"] == 3 and r["axis"] == "rows" for r in recs)
+    for layer, stats in enumerate(final["layers"], start=1):  # shapes in metrics = shapes of the saved W'
+        assert a[f"W{layer}"].shape == (stats["m"], stats["n"])
+    assert final["params"] == sum(W.size for k, W in a.items() if k[0] in "Wbg")
+    assert final["flops_per_sample"] == sum(2 * a[f"W{l}"].size for l in range(1, 4))
+    assert any(stats["feat"] > stats["m"] for stats in final["layers"][:-1])  # feature groups of both signs
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    assert strip(final) == strip(resumed["final"])
+
+
+def test_fn_run_keeps_every_shape(tmp_path, data):
+    s = run(tmp_path, "fn", data, epochs=1, method="fn")
+    assert [(d["m"], d["n"]) for d in s["final"]["layers"]] == [(32, 784), (16, 32), (10, 16)]
+    assert s["final"]["compression"] == 0.0 and not (tmp_path / "fn" / "merges.jsonl").exists()

@@ -40,6 +40,9 @@ def _parser():
                    help="all: RaRe on every layer and axis (paper, default); fusable: only the axes that may fuse")
     t.add_argument("--adam-merge", choices=ADAM_MERGE, default=d.adam_merge,
                    help="Adam moments of a merged vector: carry (default) or reset to zero")
+    t.add_argument("--search-every", type=int, default=d.search_every,
+                   help="1 (default): find the closest pairs from fresh Grams every step (exact); K > 1: every "
+                        "K-th step, re-measuring the last pairs in between (an approximation, README 'Speed')")
     t.add_argument("--probe-size", type=int, default=d.probe_size,
                    help="validation images whose logits merges.jsonl compares before/after each merge (0: off)")
     t.add_argument("--init", choices=("he", "glorot"), default=d.init, help="weight initialization (paper: not stated)")
@@ -55,7 +58,8 @@ def _train(args):
                       dtype=args.dtype, data=args.data, lr=args.lr, dropout=args.dropout,
                       grad_noise_eta=args.grad_noise_eta, lambda1=args.lambda1, lambda2=args.lambda2,
                       tau_cos=args.tau_cos, tau_euc=args.tau_euc, fuse_ratio=args.fuse_ratio,
-                      rare_axes=args.rare_axes, adam_merge=args.adam_merge, probe_size=args.probe_size,
+                      rare_axes=args.rare_axes, adam_merge=args.adam_merge, search_every=args.search_every,
+                      probe_size=args.probe_size,
                       init=args.init, split_seed=args.split_seed)
     out = args.out or f"runs/{cfg.method}-seed{cfg.seed}"
     s = train(cfg, out, resume=args.resume, progress=False if args.no_progress else None)

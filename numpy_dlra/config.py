@@ -38,6 +38,7 @@ class TrainConfig:
     fuse_ratio: str = "lstsq"  # r of Eq. (9): "sum" is the paper's estimator (our choice: lstsq; README "Choices")
     rare_axes: str = "all"  # "all": Eq. (16) as printed; "fusable": only axes that may be fused (experiment)
     adam_merge: str = "carry"  # Adam's moments through a merge (paper: not stated; README "Choices")
+    search_every: int = 1  # 1: exact; K > 1 searches the Grams every K-th step only (approximation, measured)
     probe_size: int = 256  # validation images whose logits each merge record compares (0: off)
     init: str = "he"  # paper: not stated
     val_fraction: float = 0.1  # paper
@@ -81,6 +82,8 @@ class TrainConfig:
         need(self.fuse_ratio in FUSE_RATIOS, "--fuse-ratio", self.fuse_ratio, f"choose {' or '.join(FUSE_RATIOS)}")
         need(self.rare_axes in RARE_AXES, "--rare-axes", self.rare_axes, f"choose {' or '.join(RARE_AXES)}")
         need(self.adam_merge in ADAM_MERGE, "--adam-merge", self.adam_merge, f"choose {' or '.join(ADAM_MERGE)}")
+        need(isinstance(self.search_every, int) and self.search_every >= 1, "--search-every", self.search_every,
+             "must be an integer >= 1 (1 = exact)")
         need(isinstance(self.probe_size, int) and self.probe_size >= 0, "--probe-size", self.probe_size,
              "must be an integer >= 0")
         need(self.init in ("he", "glorot"), "--init", self.init, "choose he or glorot")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import array_module
+from .optim import scaled_add_
 
 
 @dataclass
@@ -189,9 +190,15 @@ class FNLinear:
         return dz, grads
 
 
+def sq_norm(W):
+    """||W||_F^2 as a Python float (one BLAS dot, no temporary). W: any contiguous array."""
+    v = W.reshape(-1)
+    return float(array_module(W).dot(v, v))
+
+
 def fn_scale(W, g, k):
     """c = k g / ||W'||_F of Eq. (15), as a Python float (float64). W: (m', n'); g: (1,)."""
-    return k * float(g[0]) / float(array_module(W).sqrt((W * W).sum()))
+    return k * float(g[0]) / sq_norm(W) ** 0.5
 
 
 def fn_backward_inplace(dY, W, k, g):
@@ -201,12 +208,11 @@ def fn_backward_inplace(dY, W, k, g):
     (The same as :func:`numpy_dlra.equations.frobenius_normalize_backward`, without temporaries.)
     """
     xp = array_module(W)
-    inner = float((dY * W).sum())
-    f2 = float((W * W).sum())
+    inner = float(xp.dot(dY.reshape(-1), W.reshape(-1)))
+    f2 = sq_norm(W)
     c = k * g / f2**0.5
     dg = xp.asarray([k * inner / f2**0.5], dtype=W.dtype)
-    dY *= dY.dtype.type(c)
-    dY -= W * W.dtype.type(c * inner / f2)
+    scaled_add_(dY, -c * inner / f2, W, b=c)
     return dY, dg
 
 

@@ -15,7 +15,8 @@ import numpy as np
 from .equations import dropout_rate
 from .factorized import Connect, FeatureGroups, FNLinear, Gather, GroupReLU, LayerFactors, connector, fn_scale
 from .layers import Dropout
-from .losses import l2_penalty, l2_penalty_grad, softmax_cross_entropy, softmax_cross_entropy_backward
+from .losses import l2_penalty, softmax_cross_entropy, softmax_cross_entropy_backward
+from .optim import scaled_add_
 
 
 class FactorizedMLP:
@@ -118,8 +119,8 @@ class FactorizedMLP:
         if lambda2:
             Ws = [params[f"W{l}"] for l in range(1, self.n_layers + 1)]
             loss += lambda2 * l2_penalty(Ws)  # Eq. (17) on the trainable W'
-            for l, W in enumerate(Ws, start=1):
-                grads[f"W{l}"] += lambda2 * l2_penalty_grad(W, len(Ws))
+            for l, W in enumerate(Ws, start=1):  # += lambda2 * l2_penalty_grad(W, N), without a temporary
+                scaled_add_(grads[f"W{l}"], lambda2 * 2.0 / len(Ws), W)
         return loss, task, grads
 
     def predict(self, params, x, batch_size=2000):

@@ -1,12 +1,16 @@
 """Dynamic Low-Rank Approximation's per-step work: the RaRe term (Eqs. 6, 7, 16) and the merges (Eqs. 8-13).
 
 One Gram matrix per layer and axis serves everything: columns G = W'^T W' (n' x n'), rows
-G = W' W'^T (m' x m'). From a Gram, the closest pair (max |cos|) gives the RaRe value, its
-gradient and the Eq. (13) test; a merge updates both Grams of its layer in O(n^2) (the merged
-axis: drop d, scale k by s; the other axis: a rank-2 update). The Grams are computed once per
-step, after the optimizer update; the merges test them, and the next step's loss reuses them.
-After a step with merges, the merged layer's Grams are computed afresh, so at every step boundary
-each Gram is a pure function of W' (which is what lets a resumed run continue bit for bit).
+G = W' W'^T (m' x m'), computed once per step after the optimizer update (BLAS syrk). Each Gram
+is searched once for its closest pair (max |cos|); that pair gives the Eq. (13) test of the merges
+right after the update and the RaRe value and gradient of the next step's loss. A merge changes
+one layer; its Grams and pairs are then computed afresh (merges are rare: measured, they cost
+< 1 % of an epoch), so every pair is always that of the current W' and a resumed run, which
+recomputes them from the checkpointed W', continues bit for bit.
+
+Approximation (flag, off by default): with ``search_every = K > 1`` the Grams are computed and
+searched only every K-th step (and after a merge); in between, the pairs found last are kept and
+only their cosines and norms are recomputed exactly from the current vectors, O(m) each.
 
 Rules (paper Sec. 4.1, 4.4; ../shared/notes/method.md Sec. 3):
 - the closest pair on a fusable axis is fused while it meets Eq. (13); an axis is fusable when it
@@ -37,18 +41,19 @@ class FusionRules:
     ratio: str = "lstsq"  # "sum": the paper's r = sum(w_d)/sum(w_k); "lstsq": <w_d,w_k>/<w_k,w_k> (our default)
     rare_axes: str = "all"  # "all": Eq. (16) as printed; "fusable": only the axes that may be fused now
     adam_merge: str = "carry"  # "carry": m <- (r m_d + m_k)/s, v <- (r^2 v_d + v_k)/s^2; "reset": zeros
+    search_every: int = 1  # 1: exact (search every Gram every step); K > 1: approximation, see module doc
 
 
-def closest_pair(G):
+def closest_pair(G, out=None):
     """(i, j, c): the pair i < j of vectors with the largest |cos| given their Gram G (n, n), c their cosine.
 
-    A zero vector has cosine 0 with everything. Needs n >= 2.
+    A zero vector has cosine 0 with everything. Needs n >= 2. `out`: an (n, n) scratch array.
     """
     xp = array_module(G)
     n = G.shape[0]
     d = xp.sqrt(xp.maximum(xp.diagonal(G), 0))
     inv = xp.where(d > 0, 1.0 / xp.where(d > 0, d, 1.0), 0.0).astype(G.dtype)
-    C = G * inv[None, :]  # (n, n) cosines, in two passes
+    C = xp.multiply(G, inv[None, :], out=out)  # (n, n) cosines, in two passes
     C *= inv[:, None]
     C.reshape(-1)[:: n + 1] = 0  # the diagonal is not a pair
     hi, lo = int(C.argmax()), int(C.argmin())
@@ -64,12 +69,25 @@ def _delete(a, d, axis):
     return xp.ascontiguousarray(xp.compress(keep, a, axis=axis))
 
 
+def _vectors(params, l, kind):
+    """The vectors of layer l compared on `kind`, as the columns of a (view of a) matrix:
+    "cols": W' (m', n'); "rows": W'^T (n', m'); "rows+b": [W', b']^T (n'+1, m')."""
+    W = params[f"W{l}"]
+    if kind == "cols":
+        return W
+    if kind == "rows":
+        return W.T
+    return array_module(W).concatenate([W, params[f"b{l}"][:, None]], axis=1).T
+
+
 class RankReducer:
-    """The RaRe term and the merges for one FactorizedMLP; holds the Grams between steps (no other state)."""
+    """The RaRe term and the merges for one FactorizedMLP. Between steps it holds, per layer and
+    kind ("cols", "rows", "rows+b" = rows with the bias), the closest pair (i, j, cos, |w_i|, |w_j|)."""
 
     def __init__(self, model, rules=FusionRules()):
         self.model, self.rules = model, rules
-        self.grams = {}  # (layer, "cols" | "rows") -> Gram of the current W'
+        self.pairs = {}
+        self._scratch = {}
 
     # --- which axes -------------------------------------------------------------------------
     def fusable_axes(self, l):
@@ -84,25 +102,67 @@ class RankReducer:
     def rare_axes(self, l):
         return ("cols", "rows") if self.rules.rare_axes == "all" else tuple(self.fusable_axes(l))
 
-    def _needed(self, l, lambda1):
-        return set(self.fusable_axes(l)) | (set(self.rare_axes(l)) if lambda1 else set())
+    def _kinds(self, l, lambda1):
+        """What layer l needs: the RaRe axes (with lambda1 > 0) and the fusable ones (rows with the bias)."""
+        m, n = self.model.shape(l)
+        kinds = {"cols": n, "rows": m, "rows+b": m}
+        need = {a for a in self.rare_axes(l)} if lambda1 else set()
+        need |= {"rows+b" if a == "rows" else a for a in self.fusable_axes(l)}
+        return [k for k in ("cols", "rows", "rows+b") if k in need and kinds[k] >= 2]
 
-    def refresh(self, params, lambda1, layers=None):
-        """Compute afresh the Grams needed now (all layers, or `layers`), dropping the others."""
+    # --- finding the closest pairs ----------------------------------------------------------
+    def refresh(self, params, lambda1, step=None, layers=None):
+        """Find the closest pairs of the current W' (all layers, or `layers`), from fresh Grams; with
+        search_every = K > 1, on steps that are not multiples of K only re-measure the pairs found last."""
+        K = self.rules.search_every
+        search = K == 1 or step is None or step % K == 0
         for l in layers or range(1, self.model.n_layers + 1):
-            need = self._needed(l, lambda1)
-            for axis in ("cols", "rows"):
-                self.grams.pop((l, axis), None)
-                if axis in need:
-                    self._gram(params, l, axis)
-
-    def _gram(self, params, l, axis):
-        """The Gram of layer l's columns (W'^T W', n' x n') or rows (W' W'^T, m' x m'), computed if missing.
-        NumPy computes a product of a matrix with its own transpose by BLAS syrk (half the work)."""
-        if (l, axis) not in self.grams:
+            kinds = self._kinds(l, lambda1)
+            if not search and all((l, k) in self.pairs for k in kinds):
+                for k in kinds:
+                    self.pairs[(l, k)] = self._measure(params, l, k, *self.pairs[(l, k)][:2])
+                continue
+            for k in ("cols", "rows", "rows+b"):
+                self.pairs.pop((l, k), None)
             W = params[f"W{l}"]
-            self.grams[(l, axis)] = W.T @ W if axis == "cols" else W @ W.T
-        return self.grams[(l, axis)]
+            grams = {}
+            for k in kinds:
+                if k == "cols":
+                    G = W.T @ W  # (n', n'): NumPy computes A^T A by BLAS syrk, half a GEMM
+                elif "rows" not in grams:
+                    G = grams["rows"] = W @ W.T  # (m', m')
+                if k == "rows+b":
+                    b = params[f"b{l}"]
+                    G = self._buffer(grams["rows"].shape, W.dtype)
+                    array_module(W).multiply(b[:, None], b[None, :], out=G)
+                    G += grams["rows"]  # the Gram of the rows of [W', b']
+                i, j, c = closest_pair(G, out=self._buffer(G.shape, G.dtype, 1))
+                self.pairs[(l, k)] = (i, j, c, math.sqrt(max(float(G[i, i]), 0.0)), math.sqrt(max(float(G[j, j]), 0.0)))
+
+    def _buffer(self, shape, dtype, slot=0):
+        key = (shape, str(dtype), slot)  # reused scratch: a fresh 1 MB array costs page faults every step
+        if key not in self._scratch:
+            self._scratch[key] = self.model.xp.empty(shape, dtype=dtype)
+        return self._scratch[key]
+
+    def state(self):
+        """The pairs' indices, for a checkpoint: [[layer, kind, i, j], ...]."""
+        return [[l, k, v[0], v[1]] for (l, k), v in sorted(self.pairs.items())]
+
+    def restore(self, params, lambda1, state):
+        """Continue from :meth:`state` of a checkpoint: exact mode searches afresh (as the uninterrupted
+        run did after its last update); with search_every > 1 the saved pairs are re-measured."""
+        if self.rules.search_every == 1 or not state:
+            return self.refresh(params, lambda1)
+        self.pairs = {(l, k): self._measure(params, l, k, i, j) for l, k, i, j in state}
+
+    def _measure(self, params, l, kind, i, j):
+        """(i, j, cos, |v_i|, |v_j|) measured on the current vectors (used between searches)."""
+        V = _vectors(params, l, kind)
+        vi, vj = V[:, i], V[:, j]
+        ni, nj = float((vi * vi).sum()) ** 0.5, float((vj * vj).sum()) ** 0.5
+        c = float((vi * vj).sum()) / (ni * nj) if ni > 0 and nj > 0 else 0.0
+        return i, j, c, ni, nj
 
     # --- Eq. (16) -----------------------------------------------------------------------------
     def rare_term(self, params, grads, lambda1):
@@ -111,6 +171,7 @@ class RankReducer:
         L_RaRe = 1/(2c) sum_l m'n' [RaRe(W'_l) + RaRe(W'_l^T)], c = sum_l m'n'; RaRe at the closest pair
         (i, j) with cosine c_ij has gradient -2 c_ij (w_j/(|w_i||w_j|) - c_ij w_i/|w_i|^2) in w_i (and
         symmetrically), 0 elsewhere. With rare_axes="fusable" only the fusable axes' terms are summed.
+        Uses the pairs of the last :meth:`refresh` (the current W').
         """
         L = self.model.n_layers
         sizes = {l: self.model.shape(l) for l in range(1, L + 1)}
@@ -119,18 +180,15 @@ class RankReducer:
         for l in range(1, L + 1):
             m, n = sizes[l]
             weight = m * n / (2.0 * c_tot)
-            W = params[f"W{l}"]
             for axis in self.rare_axes(l):
-                if (n if axis == "cols" else m) < 2:
+                if (l, axis) not in self.pairs:  # fewer than two vectors: RaRe is 0
                     continue
-                G = self._gram(params, l, axis)
-                i, j, c = closest_pair(G)
+                i, j, c, ni, nj = self.pairs[(l, axis)]
                 total += weight * (1.0 - c * c)
-                ni, nj = math.sqrt(float(G[i, i])), math.sqrt(float(G[j, j]))
                 if ni == 0.0 or nj == 0.0:
                     continue
-                V = W if axis == "cols" else W.T  # vectors are V's columns; gV a view into grads
-                gV = grads[f"W{l}"] if axis == "cols" else grads[f"W{l}"].T
+                V = _vectors(params, l, axis)
+                gV = grads[f"W{l}"] if axis == "cols" else grads[f"W{l}"].T  # a view: updates grads
                 a = lambda1 * weight * -2.0 * c
                 wi, wj = V[:, i].copy(), V[:, j].copy()
                 gV[:, i] += (a / (ni * nj)) * wj - (a * c / ni**2) * wi
@@ -138,30 +196,24 @@ class RankReducer:
         return total
 
     # --- Eqs. (8)-(13) ------------------------------------------------------------------------
-    def _candidate(self, params, l, axis):
-        """The closest pair on `axis` of layer l as (kept, dropped, cos, D_euc) -- rows augmented with b'."""
-        G = self._gram(params, l, axis)
-        if axis == "rows":
-            b = params[f"b{l}"]
-            G = G + b[:, None] * b[None, :]  # Gram of [W', b'] rows: (m', m')
-        i, j, c = closest_pair(G)
-        ni, nj = float(G[i, i]), float(G[j, j])
+    def _candidate(self, l, axis):
+        """The closest pair on `axis` of layer l as (kept, dropped, cos, D_euc); rows are [w', b'] rows."""
+        i, j, c, ni, nj = self.pairs[(l, "rows+b" if axis == "rows" else axis)]
         k, d = (i, j) if ni <= nj else (j, i)
-        return k, d, c, math.sqrt(min(ni, nj)) * math.sqrt(max(0.0, 2.0 * (1.0 - abs(c))))
+        return k, d, c, min(ni, nj) * math.sqrt(max(0.0, 2.0 * (1.0 - abs(c))))
 
     def merge_step(self, params, opt_state, step, lambda1, probe=None):
         """Fuse, layer by layer, while the closest pair on a fusable axis meets Eq. (13). Call after each
-        optimizer update, with the Grams of the updated W' (see :meth:`refresh`). Updates params,
-        Adam's state, the factors and the model in place; returns one record per merge.
-        `probe` (B, 784), if given, is a fixed batch whose eval-mode logits are compared before and
-        after each merge (probe_change: the largest absolute change of a logit)."""
+        optimizer update and :meth:`refresh`. Updates params, Adam's state, the factors and the model in
+        place; returns one record per merge. `probe` (B, 784), if given, is a fixed batch whose
+        eval-mode logits are compared before and after each merge (probe_change: the largest
+        absolute change of a logit)."""
         records, rules = [], self.rules
         before = None
         for l in range(1, self.model.n_layers + 1):
-            merged = False
             while True:
                 for axis in self.fusable_axes(l):
-                    k, d, c, d_euc = self._candidate(params, l, axis)
+                    k, d, c, d_euc = self._candidate(l, axis)
                     if 1.0 - abs(c) < rules.tau_cos and d_euc < rules.tau_euc:
                         break
                 else:
@@ -169,8 +221,8 @@ class RankReducer:
                 if probe is not None and before is None:
                     before = self.model.forward(params, probe)[0]
                 r, s = self._fuse(params, opt_state, l, axis, k, d)
-                merged = True
                 self.model.rebuild()
+                self.refresh(params, lambda1, layers=[l])  # the merged layer's Grams and pairs, afresh
                 rec = {"step": step, "layer": l, "axis": axis, "kept": k, "dropped": d, "r": r, "s": s,
                        "cos": c, "d_euc": d_euc, "shape": list(self.model.shape(l))}
                 if probe is not None:
@@ -178,23 +230,15 @@ class RankReducer:
                     rec["probe_change"] = float(abs(after - before).max())
                     before = after
                 records.append(rec)
-            if merged:
-                self.refresh(params, lambda1, [l])
         return records
 
     def _fuse(self, params, opt_state, l, axis, k, d):
         """Fuse vector d into k on `axis` of layer l (Eqs. 8-12, corrected); returns (r, s)."""
-        rules, xp = self.rules, array_module(params[f"W{l}"])
-        W, b = params[f"W{l}"], params[f"b{l}"]
+        rules = self.rules
         cols = axis == "cols"
-        if cols:
-            vd, vk = W[:, d], W[:, k]
-        else:
-            vd, vk = xp.concatenate([W[d], b[d:d + 1]]), xp.concatenate([W[k], b[k:k + 1]])
-        r = fusion_ratio(vd.astype(np.float64), vk.astype(np.float64), rules.ratio)
+        V = _vectors(params, l, "cols" if cols else "rows+b")
+        r = fusion_ratio(V[:, d].astype(np.float64), V[:, k].astype(np.float64), rules.ratio)
         s = math.sqrt(r * r + 1.0)
-        wd, wk = (W[:, d], W[:, k]) if cols else (W[d], W[k])
-        wd, wk = wd.copy(), wk.copy()  # the other axis' Gram needs the vectors before the merge
         for name in [f"W{l}"] if cols else [f"W{l}", f"b{l}"]:
             p, m, v = params[name], opt_state["m"][name], opt_state["v"][name]
             by_col = cols and p.ndim == 2
@@ -211,14 +255,4 @@ class RankReducer:
             opt_state["m"][name], opt_state["v"][name] = _delete(m, d, ax), _delete(v, d, ax)
         f = self.model.factors[l - 1]
         (f.fuse_columns if cols else f.fuse_rows)(k, d, r, s)
-        same, other = ("cols", "rows") if cols else ("rows", "cols")
-        if (l, same) in self.grams:  # the merged axis: scale k by s, drop d
-            G = self.grams[(l, same)]
-            G[k] *= G.dtype.type(s)
-            G[:, k] *= G.dtype.type(s)
-            self.grams[(l, same)] = _delete(_delete(G, d, 0), d, 1)
-        if (l, other) in self.grams:  # the other axis: V V^T - w_d w_d^T + (s^2 - 1) w_k w_k^T
-            G = self.grams[(l, other)]
-            G -= wd[:, None] * wd[None, :]
-            G += G.dtype.type(s * s - 1.0) * (wk[:, None] * wk[None, :])
         return r, s

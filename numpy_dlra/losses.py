@@ -47,7 +47,7 @@ def l2_penalty(weights):
     -------
     float
     """
-    return float(sum(float((W * W).sum()) for W in weights) / len(weights))
+    return float(sum(float(array_module(W).dot(W.reshape(-1), W.reshape(-1))) for W in weights) / len(weights))
 
 
 def l2_penalty_grad(W, n_weights):

@@ -72,6 +72,22 @@ class Adam:
                 pb -= tb
 
 
+def scaled_add_(y, a, x, b=1.0):
+    """y <- b y + a x in place (y, x: arrays of one shape and dtype; a, b: scalars), block by block
+    through a small scratch buffer, so that no array-sized temporary is made."""
+    xp = array_module(y)
+    yf, xf = y.reshape(-1), x.reshape(-1)
+    dt = y.dtype.type
+    tmp = xp.empty(min(_BLOCK, yf.size), dtype=y.dtype)
+    for s in range(0, yf.size, _BLOCK):
+        yb, tb = yf[s:s + _BLOCK], tmp[: min(_BLOCK, yf.size - s)]
+        xp.multiply(xf[s:s + _BLOCK], dt(a), out=tb)
+        if b != 1.0:
+            yb *= dt(b)
+        yb += tb
+    return y
+
+
 def noise_variance(t, eta, gamma=0.55):
     """Neelakantan et al. (2015): sigma_t^2 = eta / (1 + t)^gamma, t the 0-based step. A VARIANCE."""
     return eta / (1.0 + t) ** gamma

@@ -129,8 +129,9 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
     params0 = MLP(cfg.sizes).param_count() + (0 if cfg.method == "baseline" else len(cfg.sizes) - 1)
     reducer = probe = None
     if cfg.method == "dlra":
-        reducer = RankReducer(model, FusionRules(cfg.tau_cos, cfg.tau_euc, cfg.fuse_ratio, cfg.rare_axes, cfg.adam_merge))
-        reducer.refresh(params, cfg.lambda1)
+        reducer = RankReducer(model, FusionRules(cfg.tau_cos, cfg.tau_euc, cfg.fuse_ratio, cfg.rare_axes,
+                                                 cfg.adam_merge, cfg.search_every))
+        reducer.restore(params, cfg.lambda1, meta.get("pairs") if resume else None)
         probe = data.x_val[:cfg.probe_size] if cfg.probe_size else None
 
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +167,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
                 opt.step(params, grads, opt_state)
                 step += 1
                 if reducer:
-                    reducer.refresh(params, cfg.lambda1)  # the one Gram per layer and axis of this step
+                    reducer.refresh(params, cfg.lambda1, step)  # the one Gram per layer and axis of this step
                     merges += reducer.merge_step(params, opt_state, step, cfg.lambda1, probe)
                 loss_sum += loss
                 task_sum += task
@@ -198,6 +199,8 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
             for l, f in enumerate(model.factors, start=1):
                 arrays.update({f"struct/{k}": v for k, v in f.arrays(l).items()})
             meta["fn_k"] = model.fn_k
+        if reducer:
+            meta["pairs"] = reducer.state()
         checkpoint.save(ckpt_path, arrays, meta)
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")

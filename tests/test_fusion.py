@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from numpy_dlra import equations as eq
 from numpy_dlra.factorized_mlp import FactorizedMLP
-from numpy_dlra.fusion import FusionRules, RankReducer, closest_pair
+from numpy_dlra.fusion import FusionRules, RankReducer, _vectors, closest_pair
 from numpy_dlra.gradcheck import check_param_grads, numerical_grad, rel_error
 from numpy_dlra.mlp import init_params
 from test_factorized import random_net
@@ -87,7 +87,7 @@ def test_merge_test_is_eq13(seed, angle, r, axis):
     params["W2"], params["b2"] = (V, params["b2"]) if axis == "cols" else (V.T[:, :-1].copy(), V.T[:, -1].copy())
     red = RankReducer(model)
     red.refresh(params, 0.0)
-    k, d, c, d_euc = red._candidate(params, 2, axis)
+    k, d, c, d_euc = red._candidate(2, axis)
     assert {k, d} == {1, 4} and np.linalg.norm(V[:, k]) <= np.linalg.norm(V[:, d])
     # from the Gram, D_euc = |w_k| sqrt(2 (1 - |cos|)) carries an absolute error ~ |w_k| sqrt(2 eps)
     assert abs(d_euc - eq.euclidean_distance(V, d, k)) < 1e-7 * np.linalg.norm(V[:, k])
@@ -158,9 +158,8 @@ def test_any_sequence_of_exact_fusions_preserves_the_network_output(seed, fn, ad
             assert model.shape(l) == ((shape[0], shape[1] - 1) if axis == "cols" else (shape[0] - 1, shape[1]))
         np.testing.assert_allclose(model.forward(params, x)[0], before, atol=1e-10)
         assert max(rec["probe_change"] for rec in recs) < 1e-10
-        for (ll, a), G in red.grams.items():  # the Grams after the merges are those of the new W'
-            W = params[f"W{ll}"]
-            np.testing.assert_allclose(G, W.T @ W if a == "cols" else W @ W.T, atol=1e-10)
+        for (ll, kind), pair in red.pairs.items():  # the pairs after the merges are those of the new W'
+            assert_is_closest(pair, params, ll, kind)
         for k, v in params.items():
             assert opt["m"][k].shape == v.shape == opt["v"][k].shape
 
@@ -187,18 +186,32 @@ def test_adam_moments_are_carried_as_documented(seed, axis, how):
         np.testing.assert_allclose(take(opt["v"][name], pos), want_v, atol=1e-12)
 
 
-@given(seeds, st.floats(1e-3, 0.3), st.sampled_from(["cols", "rows"]))
-def test_incremental_gram_updates_equal_fresh_grams_for_inexact_merges(seed, angle, axis):
-    g = np.random.default_rng(seed)
-    sizes = (5, 7, 6, 3)
-    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2)
-    red = RankReducer(model)
-    red.refresh(params, 1.0)
-    opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
-    red._fuse(params, opt, 2, axis, 1, 3)  # fuse whatever is there: the Gram algebra holds regardless
-    W = params["W2"]
-    np.testing.assert_allclose(red.grams[(2, "cols")], W.T @ W, atol=1e-10)
-    np.testing.assert_allclose(red.grams[(2, "rows")], W @ W.T, atol=1e-10)
+def assert_is_closest(pair, params, l, kind):
+    """`pair` = (i, j, cos, |v_i|, |v_j|) is a closest pair of the current vectors of layer l on `kind`."""
+    V = _vectors(params, l, kind)
+    i, j, c, ni, nj = pair
+    assert abs(c - eq.cos_matrix(V)[i, j]) < 1e-10 and abs(1 - c * c - eq.rare(V)) < 1e-10
+    np.testing.assert_allclose([ni, nj], np.linalg.norm(V[:, [i, j]], axis=0), rtol=1e-10)
+
+
+def test_search_every_k_searches_on_multiples_of_k_and_remeasures_in_between():
+    model, params = random_net(4, (6, 7, 7, 4), first_cols=False)
+    red = RankReducer(model, FusionRules(search_every=3))
+    red.refresh(params, 1.0, step=0)
+    found = dict(red.pairs)
+    for l, kind in found:
+        assert_is_closest(red.pairs[(l, kind)], params, l, kind)
+    g = np.random.default_rng(0)
+    for W in weights(model, params):
+        W += 0.5 * g.standard_normal(W.shape)  # a large update: the closest pairs move
+    red.refresh(params, 1.0, step=1)
+    for (l, kind), pair in red.pairs.items():
+        assert pair[:2] == found[(l, kind)][:2]  # the same pairs ...
+        V = _vectors(params, l, kind)
+        assert abs(pair[2] - eq.cos_matrix(V)[pair[0], pair[1]]) < 1e-12  # ... measured on the new vectors
+    red.refresh(params, 1.0, step=3)
+    for (l, kind), pair in red.pairs.items():
+        assert_is_closest(pair, params, l, kind)
 
 
 @pytest.mark.parametrize("l, shape, axes", [

@@ -123,12 +123,13 @@ def test_method_defaults_follow_the_paper():
     assert (TrainConfig(method="fn").lambda1, TrainConfig(method="fn").lambda2) == (0.0, 0.0)
 
 
-def test_dlra_run_shrinks_records_every_merge_and_resumes_bitwise(tmp_path, data):
-    straight = run(tmp_path, "straight", data, epochs=3, **DLRA)
-    run(tmp_path, "split", data, epochs=1, **DLRA)
+@pytest.mark.parametrize("search_every", [1, 4])
+def test_dlra_run_shrinks_records_every_merge_and_resumes_bitwise(tmp_path, data, search_every):
+    straight = run(tmp_path, "straight", data, epochs=3, search_every=search_every, **DLRA)
+    run(tmp_path, "split", data, epochs=1, search_every=search_every, **DLRA)
     with open(tmp_path / "split" / "merges.jsonl", "a") as f:
         f.write('{"step": 99999, "torn": true}\n')  # as if killed after writing merges, before the checkpoint
-    resumed = run(tmp_path, "split", data, epochs=3, resume=True, **DLRA)
+    resumed = run(tmp_path, "split", data, epochs=3, resume=True, search_every=search_every, **DLRA)
     a, b = load_params(tmp_path / "straight"), load_params(tmp_path / "split")
     assert a.keys() == b.keys() and "g1" in a
     for k in a:

@@ -7,7 +7,7 @@ times the baseline, then DLRA, then the baseline again (the ratio uses their mea
 drift of the machine shows), and prints DLRA's step broken down by phase.
 
 The data is the real training split when it is on this machine, otherwise random data of the same
-shape. Usage: python benchmarks/dlra_vs_baseline.py [--steps 422] [--rare-axes all|fusable]
+shape. Usage: python benchmarks/dlra_vs_baseline.py [--steps 422] [--rare-axes all|fusable] [--search-every K]
 """
 import argparse
 import sys
@@ -59,7 +59,7 @@ def epoch(x, y, steps, method, rules=None, seed=0):
         opt.step(params, grads, state)
         t.append(time.perf_counter())
         if reducer:
-            reducer.refresh(params, lam1)
+            reducer.refresh(params, lam1, s + 1)
             t.append(time.perf_counter())
             reducer.merge_step(params, state, s + 1, lam1, probe)
         t.append(time.perf_counter())
@@ -74,6 +74,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=422, help="steps per timed run (422 = one epoch of 54,000)")
     ap.add_argument("--rare-axes", choices=("all", "fusable"), default="all")
+    ap.add_argument("--search-every", type=int, default=1, help="1: exact (default); K: the approximation flag")
     args = ap.parse_args()
     try:
         from numpy_dlra.datasets import load_dataset
@@ -83,8 +84,8 @@ def main():
     except Exception:  # noqa: BLE001 - any failure: fall back to random data of the same shape
         g = np.random.default_rng(0)
         x, y, what = g.random((54_000, 784), dtype=np.float32), g.integers(0, 10, 54_000), "random data"
-    print(f"{args.steps} steps of batch {B} on {what}; rare axes: {args.rare_axes}")
-    rules = FusionRules(rare_axes=args.rare_axes)
+    print(f"{args.steps} steps of batch {B} on {what}; rare axes: {args.rare_axes}; search every {args.search_every}")
+    rules = FusionRules(rare_axes=args.rare_axes, search_every=args.search_every)
     base1, _, _ = epoch(x, y, args.steps, "baseline")
     fn, _, _ = epoch(x, y, args.steps, "fn")
     dlra, parts, shapes = epoch(x, y, args.steps, "dlra", rules)

@@ -158,11 +158,15 @@ class RankReducer:
 
     def _measure(self, params, l, kind, i, j):
         """(i, j, cos, |v_i|, |v_j|) measured on the current vectors (used between searches)."""
-        V = _vectors(params, l, kind)
+        V = _vectors(params, l, "rows" if kind == "rows+b" else kind)  # a view, no copy
         vi, vj = V[:, i], V[:, j]
-        ni, nj = float((vi * vi).sum()) ** 0.5, float((vj * vj).sum()) ** 0.5
-        c = float((vi * vj).sum()) / (ni * nj) if ni > 0 and nj > 0 else 0.0
-        return i, j, c, ni, nj
+        gii, gjj, gij = float((vi * vi).sum()), float((vj * vj).sum()), float((vi * vj).sum())
+        if kind == "rows+b":
+            b = params[f"b{l}"]
+            bi, bj = float(b[i]), float(b[j])
+            gii, gjj, gij = gii + bi * bi, gjj + bj * bj, gij + bi * bj
+        ni, nj = gii**0.5, gjj**0.5
+        return i, j, (gij / (ni * nj) if ni > 0 and nj > 0 else 0.0), ni, nj
 
     # --- Eq. (16) -----------------------------------------------------------------------------
     def rare_term(self, params, grads, lambda1):

@@ -69,6 +69,14 @@ def _delete(a, d, axis):
     return xp.ascontiguousarray(xp.compress(keep, a, axis=axis))
 
 
+def _gram(W, axis, cache):
+    """W'^T W' (n', n') for "cols", W' W'^T (m', m') for "rows", computed once per `cache` dict.
+    NumPy computes a product of a matrix with its own transpose by BLAS syrk: half a GEMM."""
+    if axis not in cache:
+        cache[axis] = W.T @ W if axis == "cols" else W @ W.T
+    return cache[axis]
+
+
 def _vectors(params, l, kind):
     """The vectors of layer l compared on `kind`, as the columns of a (view of a) matrix:
     "cols": W' (m', n'); "rows": W'^T (n', m'); "rows+b": [W', b']^T (n'+1, m')."""
@@ -124,18 +132,14 @@ class RankReducer:
                 continue
             for k in ("cols", "rows", "rows+b"):
                 self.pairs.pop((l, k), None)
-            W = params[f"W{l}"]
-            grams = {}
+            W, grams = params[f"W{l}"], {}
             for k in kinds:
-                if k == "cols":
-                    G = W.T @ W  # (n', n'): NumPy computes A^T A by BLAS syrk, half a GEMM
-                elif "rows" not in grams:
-                    G = grams["rows"] = W @ W.T  # (m', m')
-                if k == "rows+b":
+                if k == "rows+b":  # the Gram of the rows of [W', b']: W' W'^T + b' b'^T
                     b = params[f"b{l}"]
-                    G = self._buffer(grams["rows"].shape, W.dtype)
-                    array_module(W).multiply(b[:, None], b[None, :], out=G)
-                    G += grams["rows"]  # the Gram of the rows of [W', b']
+                    G = array_module(W).multiply(b[:, None], b[None, :], out=self._buffer((len(b), len(b)), W.dtype))
+                    G += _gram(W, "rows", grams)
+                else:
+                    G = _gram(W, k, grams)
                 i, j, c = closest_pair(G, out=self._buffer(G.shape, G.dtype, 1))
                 self.pairs[(l, k)] = (i, j, c, math.sqrt(max(float(G[i, i]), 0.0)), math.sqrt(max(float(G[j, j]), 0.0)))
 

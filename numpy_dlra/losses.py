@@ -51,5 +51,6 @@ def l2_penalty(weights):
 
 
 def l2_penalty_grad(W, n_weights):
-    """dL_L2/dW_l = 2 W_l / N for one (m, n) matrix W_l of the N in the sum; returns (m, n)."""
+    """dL_L2/dW_l = 2 W_l / N for one (m, n) matrix W_l of the N in the sum; returns (m, n).
+    (The models add lambda2 times this into their gradients in place, with optim.scaled_add_.)"""
     return W * W.dtype.type(2.0 / n_weights)

@@ -115,7 +115,6 @@ def test_input_gradient_through_connectors_and_groups():
     g = np.random.default_rng(9)
     x, w = g.standard_normal((3, 6)), g.standard_normal((3, 4))
     _, caches = model.forward(params, x)
-    conn = model.ops[0][0]
     d = w
     for l in range(2, 0, -1):
         conn_l, lin, act, drop = model.ops[l - 1]
@@ -125,6 +124,18 @@ def test_input_gradient_through_connectors_and_groups():
         d, _ = act.backward(d, c_act)
         d, _ = lin.backward(d, c_lin)
         d, _ = conn_l.backward(d, None)
-    assert conn is model.ops[0][0]
     num = numerical_grad(lambda: float((model.forward(params, x)[0] * w).sum()), x)
     assert rel_error(num, d) < 1e-7
+
+
+@given(seeds, st.integers(1, 5), st.integers(1, 5))
+def test_in_place_fn_backward_is_the_equations_one(seed, m, n):
+    from numpy_dlra import equations as eq
+    from numpy_dlra.factorized import fn_backward_inplace
+
+    g = np.random.default_rng(seed)
+    W, dY, k, gain = g.standard_normal((m, n)), g.standard_normal((m, n)), g.uniform(0.5, 2), g.uniform(-2, 2)
+    want_W, want_g = eq.frobenius_normalize_backward(dY, W, k, gain)
+    got_W, got_g = fn_backward_inplace(dY.copy(), W, k, gain)
+    np.testing.assert_allclose(got_W, want_W, rtol=1e-12, atol=1e-12)
+    assert abs(got_g[0] - want_g) < 1e-12 * max(1.0, abs(want_g))

@@ -4,8 +4,8 @@ One Gram matrix per layer and axis serves everything: columns G = W'^T W' (n' x 
 G = W' W'^T (m' x m'), computed once per step after the optimizer update (BLAS syrk). Each Gram
 is searched once for its closest pair (max |cos|); that pair gives the Eq. (13) test of the merges
 right after the update and the RaRe value and gradient of the next step's loss. A merge changes
-one layer; its Grams and pairs are then computed afresh (merges are rare: measured, they cost
-< 1 % of an epoch), so every pair is always that of the current W' and a resumed run, which
+one layer; its Grams and pairs are then computed afresh (merges are rare: merge tests and merges
+together measured 2-3 % of a DLRA epoch, benchmarks/dlra_vs_baseline.py), so every pair is always that of the current W' and a resumed run, which
 recomputes them from the checkpointed W', continues bit for bit.
 
 Approximation (flag, off by default): with ``search_every = K > 1`` the Grams are computed and

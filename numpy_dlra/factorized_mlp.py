@@ -94,8 +94,12 @@ class FactorizedMLP:
             caches.append((c_lin, c_act, c_drop))
         return a, caches
 
-    def backward(self, dlogits, caches):
-        """Gradients of every trainable array given dL/dlogits (B, C); keyed like params."""
+    def backward(self, dlogits, caches, input_grad=True):
+        """Gradients of every trainable array given dL/dlogits (B, C).
+
+        Returns (dx, grads): grads keyed like params; dx (B, sizes[0]) is dL/dx, or None with
+        ``input_grad=False`` (training never needs it, and skips layer 1's input GEMM).
+        """
         grads, d = {}, dlogits
         for l in range(self.n_layers, 0, -1):
             conn, lin, act, drop = self.ops[l - 1]
@@ -103,18 +107,20 @@ class FactorizedMLP:
             if drop is not None:
                 d, _ = drop.backward(d, c_drop)
             d, _ = act.backward(d, c_act)
+            if l == 1 and input_grad:
+                lin = FNLinear(lin.k, input_grad=True)  # ops are stateless: a twin that also returns dz
             d, g = lin.backward(d, c_lin)
             for k, v in g.items():
                 grads[f"{k}{l}"] = v
-            if l > 1:
+            if l > 1 or input_grad:
                 d, _ = conn.backward(d, None)
-        return grads
+        return d, grads
 
     def loss_and_grads(self, params, x, y, *, training, rng, lambda2=0.0):
         """L = L_task + lambda2 L_L2 (Eqs. 17-18 without RaRe; see :mod:`numpy_dlra.fusion`); returns (L, L_task, grads)."""
         logits, caches = self.forward(params, x, training=training, rng=rng)
         task, ce_cache = softmax_cross_entropy(logits, y)
-        grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches)
+        _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
         loss = task
         if lambda2:
             Ws = [params[f"W{l}"] for l in range(1, self.n_layers + 1)]

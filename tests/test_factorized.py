@@ -109,23 +109,13 @@ def test_whole_network_random_direction_paper_widths_scaled_down():
 
 def test_input_gradient_through_connectors_and_groups():
     """The backward of the connector, grouped ReLU and gather, checked by dL/dx of a first layer with random Q."""
-    sizes = (6, 5, 4)
-    model, params = random_net(8, sizes, fn=True, first_cols=True)
-    model.ops[0][1].input_grad = True  # ask layer 1 for its input gradient too
+    model, params = random_net(8, (6, 5, 4), fn=True, first_cols=True)
     g = np.random.default_rng(9)
     x, w = g.standard_normal((3, 6)), g.standard_normal((3, 4))
-    _, caches = model.forward(params, x)
-    d = w
-    for l in range(2, 0, -1):
-        conn_l, lin, act, drop = model.ops[l - 1]
-        c_lin, c_act, c_drop = caches[l - 1]
-        if drop is not None:
-            d, _ = drop.backward(d, c_drop)
-        d, _ = act.backward(d, c_act)
-        d, _ = lin.backward(d, c_lin)
-        d, _ = conn_l.backward(d, None)
+    dx, _ = model.backward(w, model.forward(params, x)[1])
     num = numerical_grad(lambda: float((model.forward(params, x)[0] * w).sum()), x)
-    assert rel_error(num, d) < 1e-7
+    assert rel_error(num, dx) < 1e-7
+    assert model.backward(w, model.forward(params, x)[1], input_grad=False)[0] is None
 
 
 @given(seeds, st.integers(1, 5), st.integers(1, 5))

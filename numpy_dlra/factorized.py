@@ -107,8 +107,8 @@ def connector(n_prime, factors, prev_groups=None, prev_abs_scale=None):
 
     Input unit j of this layer is output j of the previous one, = |p_j| * feature of_unit[j]; Q sends
     it to row q_idx[j] with q_scale[j]. So M[q_idx[j], of_unit[j]] += q_scale[j] |p_j| (duplicates
-    summed). For the first layer (no previous groups) M is Q itself. Returns a dense-free
-    description (rows, cols, vals, G) or None when M is the identity.
+    summed). For the first layer (no previous groups) M is Q itself. Returns M's coordinate triplets
+    and width, (rows (n,), cols (n,), vals (n,), G), or None when M is the identity.
     """
     n = len(factors.q_idx)
     if prev_groups is None:

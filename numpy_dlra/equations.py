@@ -211,3 +211,31 @@ def dropout_rate(n, n0, r0):
     """Paper Eq. (14): r = r0 n / n0, the dropout rate of a layer whose feature dimension shrank
     from n0 to n (r0 the initial rate). Returns a float."""
     return r0 * n / n0
+
+
+# --- The second seed (Sainath et al. 2013): fixed-rank factors of a layer ---------------------------
+
+def reduction_rank(m, n, p):
+    """The largest integer r >= 0 with m r + r n < p m n: the rank at which factors B (m x r), C (r x n)
+    remove more than a fraction p of the m n weights of A (seed 004: r < p m n / (m + n)).
+    Returns 0 when even r = 1 does not qualify."""
+    if m < 1 or n < 1:
+        raise ValueError(f"need m, n >= 1, got {m}, {n}")
+    r = max(0, math.floor(p * m * n / (m + n)))
+    while r > 0 and m * r + r * n >= p * m * n:  # the bound is strict
+        r -= 1
+    return r
+
+
+def truncate_svd(W, r):
+    """The best rank-r approximation of W (m, n) as factors (B (m, r), C (r, n)), B C = U_r S_r V_r^T.
+
+    Eckart-Young: ||W - B C||_2 = sigma_{r+1} (0 when r >= rank W). The singular values are split
+    evenly, B = U_r S_r^(1/2), C = S_r^(1/2) V_r^T, so that neither factor carries all the scale.
+    """
+    xp = array_module(W)
+    if not 1 <= r <= min(W.shape):
+        raise ValueError(f"rank {r} is outside [1, {min(W.shape)}] for a {W.shape[0]} x {W.shape[1]} matrix")
+    U, S, Vt = xp.linalg.svd(W, full_matrices=False)
+    root = xp.sqrt(S[:r])
+    return U[:, :r] * root[None, :], root[:, None] * Vt[:r]

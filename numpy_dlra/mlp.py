@@ -11,28 +11,38 @@ import numpy as np
 
 from .backend import array_module
 from .layers import Dropout, Linear, ReLU
+from .lowrank import LowRankLinear
 from .losses import l2_penalty, softmax_cross_entropy, softmax_cross_entropy_backward
 from .optim import scaled_add_
 
 PAPER_SIZES = (784, 500, 500, 500, 500, 500, 10)
 
 
-def init_params(sizes, rng, dtype, scheme="he", xp=None):
+def init_params(sizes, rng, dtype, scheme="he", xp=None, ranks=None):
     """Initial weights for the MLP with layer widths `sizes`.
 
     The paper does not state its initialization. "he": W ~ N(0, 2 / n_in) (He et al. 2015, made for
     ReLU, keeps activations' scale through depth); "glorot": W ~ U(+-sqrt(6 / (n_in + n_out)));
     biases 0. Draws are made in float64 from `rng` in layer order, then cast, so float32 and
     float64 runs of one seed start from the same weights (up to rounding).
+    `ranks` ({layer: r}) makes those layers fixed-rank (seed 004): C ~ N(0, 2 / n_in) and
+    B ~ N(0, 1 / r), so that B C has the variance of a He-initialized W.
 
     Returns
     -------
-    dict: ``W{l}`` (sizes[l], sizes[l-1]) and ``b{l}`` (sizes[l],) for l = 1 .. len(sizes) - 1
+    dict: ``W{l}`` (sizes[l], sizes[l-1]) -- or ``B{l}`` (sizes[l], r) and ``C{l}`` (r, sizes[l-1]) --
+    and ``b{l}`` (sizes[l],) for l = 1 .. len(sizes) - 1
     """
     xp = xp or np
     params = {}
     for l in range(1, len(sizes)):
         n, m = sizes[l - 1], sizes[l]
+        if ranks and l in ranks:
+            r = ranks[l]
+            params[f"C{l}"] = xp.asarray(rng.standard_normal((r, n)) * math.sqrt(2.0 / n), dtype=dtype)
+            params[f"B{l}"] = xp.asarray(rng.standard_normal((m, r)) * math.sqrt(1.0 / r), dtype=dtype)
+            params[f"b{l}"] = xp.zeros(m, dtype=dtype)
+            continue
         if scheme == "he":
             W = rng.standard_normal((m, n)) * math.sqrt(2.0 / n)
         elif scheme == "glorot":
@@ -51,19 +61,27 @@ class MLP:
 
     sizes: tuple = PAPER_SIZES
     dropout: float = 0.2
-
+    ranks: tuple = ()  # ((layer, r), ...): fixed-rank layers B C (seed 004); see init_params
     @property
     def n_layers(self):
         return len(self.sizes) - 1
 
+    @staticmethod
+    def layer(params, l, input_grad=True):
+        """Layer l's op and its parameters: Linear (W, b), or LowRankLinear (B, C, b) when params hold B{l}."""
+        if f"B{l}" in params:
+            return LowRankLinear(input_grad), {"B": params[f"B{l}"], "C": params[f"C{l}"], "b": params[f"b{l}"]}
+        return Linear(input_grad), {"W": params[f"W{l}"], "b": params[f"b{l}"]}
+
     def forward(self, params, x, *, training=False, rng=None):
         """Logits for a batch. x: (B, sizes[0]); returns logits (B, sizes[-1]) and the cache."""
-        lin, relu, drop = Linear(), ReLU(), Dropout(self.dropout)
+        relu, drop = ReLU(), Dropout(self.dropout)
         caches = []
         h = x
         for l in range(1, self.n_layers + 1):
-            h, c = lin.forward({"W": params[f"W{l}"], "b": params[f"b{l}"]}, h)
-            caches.append(c)
+            op, p = self.layer(params, l)
+            h, c = op.forward(p, h)
+            caches.append((op, c))
             if l < self.n_layers:
                 h, c_relu = relu.forward({}, h)
                 h, c_drop = drop.forward({}, h, training=training, rng=rng)
@@ -75,13 +93,14 @@ class MLP:
 
         Returns (dx, grads): dx (B, sizes[0]) is dL/dx, or None with ``input_grad=False``.
         """
-        lin, first, relu, drop = Linear(), Linear(input_grad), ReLU(), Dropout(self.dropout)
+        relu, drop = ReLU(), Dropout(self.dropout)
         grads = {}
         d = dlogits
         i = len(caches) - 1
         for l in range(self.n_layers, 0, -1):
-            d, g = (lin if l > 1 else first).backward(d, caches[i])
-            grads[f"W{l}"], grads[f"b{l}"] = g["W"], g["b"]
+            op, c = caches[i]
+            d, g = type(op)(l > 1 or input_grad).backward(d, c)  # layer 1's dx only when asked for
+            grads.update({f"{k}{l}": v for k, v in g.items()})
             i -= 1
             if l > 1:
                 c_relu, c_drop = caches[i]
@@ -99,11 +118,11 @@ class MLP:
         task, ce_cache = softmax_cross_entropy(logits, y)
         _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
         loss = task
-        if lambda2:
-            Ws = [params[f"W{l}"] for l in range(1, self.n_layers + 1)]
-            loss += lambda2 * l2_penalty(Ws)
-            for l, W in enumerate(Ws, start=1):  # += lambda2 * l2_penalty_grad(W, N), without a temporary
-                scaled_add_(grads[f"W{l}"], lambda2 * 2.0 / len(Ws), W)
+        if lambda2:  # Eq. (17) over the weight matrices (W, or a fixed-rank layer's B and C)
+            names = [k for k in params if k[0] in "WBC"]
+            loss += lambda2 * l2_penalty([params[k] for k in names])
+            for k in names:  # += lambda2 * l2_penalty_grad(W, N), without a temporary
+                scaled_add_(grads[k], lambda2 * 2.0 / len(names), params[k])
         return loss, task, grads
 
     def predict(self, params, x, batch_size=2000):
@@ -116,11 +135,17 @@ class MLP:
         """Per layer: m (outputs), n (inputs), feat (= m: no feature reduction in the dense net)."""
         return [{"m": self.sizes[l], "n": self.sizes[l - 1], "feat": self.sizes[l]} for l in range(1, len(self.sizes))]
 
+    def _weights(self, l):
+        """Weights of layer l's matrices: m n, or m r + r n for a fixed-rank layer."""
+        m, n, r = self.sizes[l], self.sizes[l - 1], dict(self.ranks).get(l)
+        return m * n if r is None else m * r + r * n
+
     def param_count(self):
-        """Trainable parameters: sum_l m_l n_l + m_l (1,399,510 for the paper's sizes)."""
-        return sum(self.sizes[l] * self.sizes[l - 1] + self.sizes[l] for l in range(1, len(self.sizes)))
+        """Trainable parameters: sum_l m_l n_l + m_l (1,399,510 for the paper's sizes); m r + r n + m for a
+        fixed-rank layer."""
+        return sum(self._weights(l) + self.sizes[l] for l in range(1, len(self.sizes)))
 
     def flops_per_sample(self):
-        """Forward FLOPs per sample, counted as 2 m_l n_l per layer (one multiply and one add per weight;
-        bias adds and activations not counted). 2,794,000 for the paper's sizes: Table 1's 2.79 M."""
-        return sum(2 * self.sizes[l] * self.sizes[l - 1] for l in range(1, len(self.sizes)))
+        """Forward FLOPs per sample, counted as 2 per weight (one multiply and one add; bias adds and
+        activations not counted). 2,794,000 for the paper's sizes: Table 1's 2.79 M."""
+        return sum(2 * self._weights(l) for l in range(1, len(self.sizes)))

@@ -1,0 +1,128 @@
+"""The second seed's small CNN: conv 32 3x3 - conv 32 3x3 - max pool 2x2 - dense 256 - softmax.
+
+ReLU after both convolutions and the dense layer; no dropout (the seed uses none). The last layer
+is dense, or fixed-rank B (C x) + b with ``rank=r`` (seed 004). Inputs arrive flat, (B, H W C) in
+row-major HWC order, and are viewed as images (B, H, W, C).
+
+Parameters: ``K1`` (3, 3, C_in, 32), ``b1``; ``K2`` (3, 3, 32, 32), ``b2``; ``W3`` (256, F), ``b3``
+with F = 32 ((H - 4) // 2) ((W - 4) // 2); and ``W4`` (classes, 256), ``b4`` -- or ``B4`` (classes, r),
+``C4`` (r, 256), ``b4``.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import array_module
+from .conv import Conv2D, Flatten, MaxPool2D
+from .layers import ReLU
+from .losses import l2_penalty, softmax_cross_entropy, softmax_cross_entropy_backward
+from .mlp import MLP
+from .optim import scaled_add_
+
+
+@dataclass(frozen=True)
+class CNN:
+    input_shape: tuple = (28, 28, 1)  # (H, W, C)
+    n_classes: int = 10
+    filters: int = 32
+    hidden: int = 256
+    rank: int = 0  # 0: dense last layer; r > 0: fixed rank r
+
+    @property
+    def flat(self):
+        H, W, _ = self.input_shape
+        return self.filters * ((H - 4) // 2) * ((W - 4) // 2)
+
+    def init_params(self, rng, dtype, xp=None):
+        """He-normal weights (N(0, 2 / fan_in)), zero biases; the fixed-rank last layer as in mlp.init_params."""
+        xp = xp or np
+        C, F = self.input_shape[2], self.filters
+        he = lambda shape, fan_in: xp.asarray(rng.standard_normal(shape) * math.sqrt(2.0 / fan_in), dtype=dtype)  # noqa: E731
+        params = {"K1": he((3, 3, C, F), 9 * C), "b1": xp.zeros(F, dtype=dtype),
+                  "K2": he((3, 3, F, F), 9 * F), "b2": xp.zeros(F, dtype=dtype),
+                  "W3": he((self.hidden, self.flat), self.flat), "b3": xp.zeros(self.hidden, dtype=dtype)}
+        if self.rank:
+            params["C4"] = he((self.rank, self.hidden), self.hidden)
+            params["B4"] = xp.asarray(rng.standard_normal((self.n_classes, self.rank)) * math.sqrt(1.0 / self.rank), dtype=dtype)
+        else:
+            params["W4"] = he((self.n_classes, self.hidden), self.hidden)
+        params["b4"] = xp.zeros(self.n_classes, dtype=dtype)
+        return params
+
+    def forward(self, params, x, *, training=False, rng=None):
+        """Logits (B, classes) for flat images x (B, H W C), and the cache."""
+        relu = ReLU()
+        h = x.reshape((x.shape[0],) + tuple(self.input_shape))
+        caches = []
+        for l in (1, 2):
+            h, c = Conv2D().forward({"K": params[f"K{l}"], "b": params[f"b{l}"]}, h)  # (B, H - 2l, W - 2l, F)
+            h, r = relu.forward({}, h)
+            caches += [c, r]
+        h, c = MaxPool2D().forward({}, h)  # (B, (H - 4) // 2, (W - 4) // 2, F)
+        caches.append(c)
+        h, c = Flatten().forward({}, h)  # (B, flat)
+        caches.append(c)
+        for l in (3, 4):
+            op, p = MLP.layer(params, l)
+            h, c = op.forward(p, h)  # (B, hidden), then (B, classes)
+            caches.append((op, c))
+            if l == 3:
+                h, r = relu.forward({}, h)
+                caches.append(r)
+        return h, caches
+
+    def backward(self, dlogits, caches):
+        """Gradients keyed like params given dL/dlogits (B, classes)."""
+        relu, grads = ReLU(), {}
+        c1, r1, c2, r2, cp, cf, (op3, c3), r3, (op4, c4) = caches
+        d, g = op4.backward(dlogits, c4)
+        grads.update({f"{k}4": v for k, v in g.items()})
+        d, _ = relu.backward(d, r3)
+        d, g = op3.backward(d, c3)
+        grads.update({f"{k}3": v for k, v in g.items()})
+        d, _ = Flatten().backward(d, cf)
+        d, _ = MaxPool2D().backward(d, cp)
+        for l, c, r in ((2, c2, r2), (1, c1, r1)):
+            d, _ = relu.backward(d, r)
+            d, g = Conv2D(input_grad=l > 1).backward(d, c)
+            grads.update({f"{k}{l}": v for k, v in g.items()})
+        return {k: grads[k] for k in sorted(grads)}
+
+    def loss_and_grads(self, params, x, y, *, training, rng, lambda2=0.0):
+        """L = L_task + lambda2 L_L2 (over every weight array: K, W, B, C); returns (L, L_task, grads)."""
+        logits, caches = self.forward(params, x, training=training, rng=rng)
+        task, ce_cache = softmax_cross_entropy(logits, y)
+        grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches)
+        loss = task
+        if lambda2:
+            names = [k for k in params if k[0] in "KWBC"]
+            loss += lambda2 * l2_penalty([params[k] for k in names])
+            for k in names:
+                scaled_add_(grads[k], lambda2 * 2.0 / len(names), params[k])
+        return loss, task, grads
+
+    def predict(self, params, x, batch_size=500):
+        xp = array_module(x)
+        out = [self.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
+        return xp.concatenate(out)
+
+    def _last(self):
+        m, n, r = self.n_classes, self.hidden, self.rank
+        return m * r + r * n if r else m * n
+
+    def param_count(self):
+        C, F = self.input_shape[2], self.filters
+        return 9 * C * F + F + 9 * F * F + F + self.flat * self.hidden + self.hidden + self._last() + self.n_classes
+
+    def flops_per_sample(self):
+        """2 per multiply-add of the convolutions and dense layers (biases, ReLU, pooling not counted)."""
+        H, W, C = self.input_shape
+        F = self.filters
+        conv = (H - 2) * (W - 2) * 9 * C * F + (H - 4) * (W - 4) * 9 * F * F
+        return 2 * (conv + self.flat * self.hidden + self._last())
+
+    def layer_stats(self):
+        """The dense layers' shapes (the convolutions do not change): m, n, feat."""
+        return [{"m": self.hidden, "n": self.flat, "feat": self.hidden},
+                {"m": self.n_classes, "n": self.hidden, "feat": self.n_classes, "rank": self.rank or None}]

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from .config import ADAM_MERGE, FUSE_RATIOS, METHODS, RARE_AXES, TrainConfig
+from .datasets import DATASETS
 from .errors import UserError
 
 
@@ -17,6 +18,11 @@ def _parser():
     t = sub.add_parser("train", help="train one network; writes config.json, metrics.jsonl, checkpoint.npz, summary.json")
     t.add_argument("--method", choices=METHODS, default=d.method,
                    help="baseline: the paper's dense MLP; fn: + Frobenius Normalization; dlra: fn + RaRe + fusing")
+    t.add_argument("--model", choices=("mlp", "cnn"), default=d.model,
+                   help="mlp: the paper's 784-500x5-10 (default); cnn: the second seed's small CNN")
+    t.add_argument("--dataset", choices=tuple(DATASETS), default=d.dataset,
+                   help="fashion-mnist (default); mnist (falls back to Fashion-MNIST with --data auto); cifar100")
+    t.add_argument("--rank", type=int, default=d.rank, help="fixed rank of the last layer, B C (second seed); 0 = dense")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs to train (default {d.epochs}; paper 2000)")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size}; paper: not stated)")
     t.add_argument("--seed", type=int, default=d.seed, help="seeds init, shuffling, dropout and noise")
@@ -48,19 +54,31 @@ def _parser():
     t.add_argument("--init", choices=("he", "glorot"), default=d.init, help="weight initialization (paper: not stated)")
     t.add_argument("--split-seed", type=int, default=d.split_seed, help="seed of the 10 %% validation split")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    w = sub.add_parser("sweep-rank", help="the second seed's table: train the full-rank net and one per rank of the last layer")
+    w.add_argument("--model", choices=("mlp", "cnn"), default="cnn")
+    w.add_argument("--dataset", choices=tuple(DATASETS), default="mnist",
+                   help="mnist (default, as the seed; falls back to Fashion-MNIST when absent), fashion-mnist, cifar100")
+    w.add_argument("--data", choices=("auto", "full", "embedded"), default="auto", help="for Fashion-MNIST, as in train")
+    w.add_argument("--ranks", default="8,6,4,2,1", help="comma-separated ranks (the seed's: 8,6,4,2,1; CIFAR-100: 75,60,40,20,10,1)")
+    w.add_argument("--epochs", type=int, default=10, help="per network (seed: 10)")
+    w.add_argument("--batch-size", type=int, default=32, help="(seed: 32)")
+    w.add_argument("--grad-noise-eta", type=float, default=0.0, help="(seed: none)")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--out", required=True, help="folder for the runs, table.md, results.json, spectral.png")
     return p
 
 
 def _train(args):
     from .train import train
 
-    cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                      dtype=args.dtype, data=args.data, lr=args.lr, dropout=args.dropout,
-                      grad_noise_eta=args.grad_noise_eta, lambda1=args.lambda1, lambda2=args.lambda2,
-                      tau_cos=args.tau_cos, tau_euc=args.tau_euc, fuse_ratio=args.fuse_ratio,
-                      rare_axes=args.rare_axes, adam_merge=args.adam_merge, search_every=args.search_every,
-                      probe_size=args.probe_size,
-                      init=args.init, split_seed=args.split_seed)
+    cfg = TrainConfig(method=args.method, model=args.model, dataset=args.dataset, rank=args.rank,
+                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, dtype=args.dtype,
+                      data=args.data, lr=args.lr, dropout=args.dropout, grad_noise_eta=args.grad_noise_eta,
+                      lambda1=args.lambda1, lambda2=args.lambda2, tau_cos=args.tau_cos, tau_euc=args.tau_euc,
+                      fuse_ratio=args.fuse_ratio, rare_axes=args.rare_axes, adam_merge=args.adam_merge,
+                      search_every=args.search_every, probe_size=args.probe_size, init=args.init,
+                      split_seed=args.split_seed)
     out = args.out or f"runs/{cfg.method}-seed{cfg.seed}"
     s = train(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
     f = s["final"]
@@ -69,11 +87,29 @@ def _train(args):
     return 0
 
 
+def _sweep(args):
+    from .sweep import sweep_rank
+
+    try:
+        ranks = [int(r) for r in args.ranks.split(",") if r.strip()]
+    except ValueError:
+        raise UserError(f"--ranks {args.ranks!r}: give comma-separated integers, e.g. 8,6,4,2,1") from None
+    base = TrainConfig(model=args.model, dataset=args.dataset, data=args.data, epochs=args.epochs,
+                       batch_size=args.batch_size, grad_noise_eta=args.grad_noise_eta, seed=args.seed)
+    for r in ranks:
+        TrainConfig(model=args.model, dataset=args.dataset, rank=r)  # every rank checked before any training
+    rows = sweep_rank(base, ranks, args.out)
+    print(f"done: {len(rows)} networks on {rows[0]['dataset']}; wrote {args.out}/table.md, results.json, spectral.png")
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "sweep-rank":
+            return _sweep(args)
     except UserError as exc:
         print(f"numpy-dlra: error: {exc}", file=sys.stderr)
         return 2

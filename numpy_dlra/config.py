@@ -6,6 +6,7 @@ Where the paper is silent, the default is our choice and is marked so; every fie
 import dataclasses
 from dataclasses import dataclass, field
 
+from .datasets import DATASETS
 from .errors import ConfigError
 from .mlp import PAPER_SIZES
 
@@ -18,12 +19,15 @@ ADAM_MERGE = ("carry", "reset")
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = "baseline"
+    model: str = "mlp"  # "mlp": the paper's network (sizes); "cnn": the second seed's CNN
+    dataset: str = "fashion-mnist"  # or "mnist", "cifar100" (second seed)
+    rank: int = 0  # > 0: the last layer is fixed-rank B C of this rank (second seed); baseline only
     epochs: int = 10  # paper: 2000
     batch_size: int = 128  # paper: not stated (our choice; see README "Choices")
     seed: int = 0
     dtype: str = "float32"
     data: str = "auto"  # auto | full | embedded
-    sizes: tuple = PAPER_SIZES
+    sizes: tuple = None  # MLP widths; default 784-500x5-10, or 3072-500x5-100 for CIFAR-100
     lr: float = 1e-3  # paper
     beta1: float = 0.9  # paper
     beta2: float = 0.999  # paper
@@ -46,6 +50,9 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # reserved for later methods; must be JSON-able
 
     def __post_init__(self):
+        (h, w, c), classes = DATASETS.get(self.dataset, ((28, 28, 1), 10))
+        if self.sizes is None:
+            object.__setattr__(self, "sizes", (h * w * c,) + PAPER_SIZES[1:-1] + (classes,))
         object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
         dlra = self.method == "dlra"
         if self.lambda1 is None:
@@ -66,8 +73,17 @@ class TrainConfig:
         need(self.data in ("auto", "full", "embedded"), "--data", self.data, "choose auto, full or embedded")
         need(len(self.sizes) >= 2 and all(s >= 1 for s in self.sizes), "--sizes", self.sizes,
              "need at least an input and an output width, all >= 1")
-        need(self.sizes[0] == 784 and self.sizes[-1] == 10, "--sizes", self.sizes,
-             "Fashion-MNIST needs input width 784 and output width 10")
+        need(self.dataset in DATASETS, "--dataset", self.dataset, f"choose one of {', '.join(DATASETS)}")
+        need(self.model in ("mlp", "cnn"), "--model", self.model, "choose mlp or cnn")
+        need(self.sizes[0] == h * w * c and self.sizes[-1] == classes, "--sizes", self.sizes,
+             f"{self.dataset} needs input width {h * w * c} and output width {classes}")
+        need(self.model == "mlp" or self.method == "baseline", "--method", self.method,
+             "fn and dlra are built for the MLP (--model mlp)")
+        need(isinstance(self.rank, int) and self.rank >= 0, "--rank", self.rank, "must be an integer >= 0 (0 = full rank)")
+        need(self.rank == 0 or self.method == "baseline", "--rank", self.rank,
+             "a fixed-rank last layer goes with --method baseline (DLRA finds its ranks itself)")
+        last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (classes, 256)
+        need(self.rank <= min(last), "--rank", self.rank, f"the last layer is {last[0]} x {last[1]}: at most {min(last)}")
         need(self.lr > 0, "--lr", self.lr, "must be > 0")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1/--beta2", (self.beta1, self.beta2), "must be in [0, 1)")
         need(self.eps > 0, "--eps", self.eps, "must be > 0")

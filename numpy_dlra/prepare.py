@@ -7,7 +7,7 @@ decompressed content matches. Files are written atomically, so a failure leaves 
 from pathlib import Path
 
 from . import datasets as ds
-from .errors import DataError
+from .errors import DataError, UserError
 from .fetch import atomic_copy, atomic_write_bytes, cache_root, download, md5
 from .idx import read_idx
 
@@ -78,3 +78,39 @@ def prepare_mnist(cache_dir=None, mirrors=None, log=print):
         else:
             raise DataError(f"MNIST {name}: no mirror gave a good copy: " + "; ".join(errors))
     return got
+
+
+def prepare_cifar100(cache_dir=None, url=None, log=print):
+    """Download CIFAR-100 (python version) into `cache_dir`, checking the archive's md5 against upstream's.
+
+    Returns {file name: source}.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "cifar100"
+    url = url if url is not None else ds.CIFAR100_URL
+    target = cache_dir / ds.CIFAR100_FILE
+    if target.is_file() and md5(target.read_bytes()) == ds.CIFAR100_MD5:
+        return {ds.CIFAR100_FILE: "cache"}
+    data = download(url)
+    if md5(data) != ds.CIFAR100_MD5:
+        raise DataError(f"{url}: md5 {md5(data)} != {ds.CIFAR100_MD5}; not saved")
+    atomic_write_bytes(target, data)
+    return {ds.CIFAR100_FILE: url}
+
+
+def script_main(prepare, subdir, check, doc, argv=None):
+    """The command line shared by data_scripts/*.py: `--cache DIR` (default <cache>/`subdir`), run
+    `prepare(cache)`, print each file with its source; exit status 2 with the message on failure."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--cache", type=Path, default=cache_root() / subdir)
+    args = p.parse_args(argv)
+    try:
+        got = prepare(args.cache)
+    except UserError as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    for name, src in got.items():
+        print(f"{args.cache / name}  (verified {check}; from {src})")
+    return 0

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
+from .cnn import CNN
 from .config import TrainConfig
-from .datasets import load_dataset
+from .datasets import DATASETS, load_dataset
 from .errors import UserError
 from .factorized import LayerFactors
 from .factorized_mlp import FactorizedMLP, compression
@@ -65,12 +66,20 @@ def _state_arrays(params, opt_state):
     return arrays
 
 
-def _build_model(cfg, params, dtype, factors=None, fn_k=None):
-    """(model, params) of cfg.method from dense (or, on resume, already factorized) parameters."""
+def _build_model(cfg, dtype, rng=None, params=None, factors=None, fn_k=None):
+    """(model, params) of the config: fresh from `rng`, or around saved `params` (and P, Q) on resume."""
+    L = len(cfg.sizes) - 1
+    if cfg.model == "cnn":
+        (h, w, c), classes = DATASETS[cfg.dataset]
+        model = CNN((h, w, c), classes, rank=cfg.rank)
+        return model, (params if params is not None else model.init_params(rng, dtype))
     if cfg.method == "baseline":
-        return MLP(cfg.sizes, cfg.dropout), params
-    if factors is None:
-        return FactorizedMLP.from_dense(params, cfg.sizes, cfg.dropout, fn=True)
+        ranks = {L: cfg.rank} if cfg.rank else {}
+        if params is None:
+            params = init_params(cfg.sizes, rng, dtype, cfg.init, ranks=ranks)
+        return MLP(cfg.sizes, cfg.dropout, tuple(ranks.items())), params
+    if factors is None:  # fn, dlra: the dense initialization, factorized with P = Q = I
+        return FactorizedMLP.from_dense(init_params(cfg.sizes, rng, dtype, cfg.init), cfg.sizes, cfg.dropout, fn=True)
     return FactorizedMLP(cfg.sizes, factors, fn_k, cfg.dropout, dtype=dtype), params
 
 
@@ -105,7 +114,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out}: already exists and is not an empty folder; pass --resume to continue "
                         "the run there, or choose a new folder")
-    data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log)).to(np, dtype)
+    data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)).to(np, dtype)
 
     opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
     rngs = make_rngs(cfg.seed)
@@ -113,7 +122,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
         params = {k[6:]: a for k, a in arrays.items() if k.startswith("param/")}
         struct = {k[7:]: a for k, a in arrays.items() if k.startswith("struct/")}
         factors = [LayerFactors.from_arrays(struct, l) for l in range(1, len(cfg.sizes))] if struct else None
-        model, params = _build_model(cfg, params, dtype, factors, meta.get("fn_k"))
+        model, params = _build_model(cfg, dtype, params=params, factors=factors, fn_k=meta.get("fn_k"))
         opt_state = {"t": meta["adam_t"],
                      "m": {k[7:]: a for k, a in arrays.items() if k.startswith("adam_m/")},
                      "v": {k[7:]: a for k, a in arrays.items() if k.startswith("adam_v/")}}
@@ -122,11 +131,11 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
         start, step, history = meta["epoch"], meta["step"], meta["history"]
         log(f"resuming {out} after epoch {start} (step {step})")
     else:
-        model, params = _build_model(cfg, init_params(cfg.sizes, rngs["init"], dtype, cfg.init), dtype)
+        model, params = _build_model(cfg, dtype, rng=rngs["init"])
         opt_state = opt.init(params)
         start, step, history = 0, 0, []
     # the same network at initialization (FN adds one gain per layer): the reference of "compression"
-    params0 = MLP(cfg.sizes).param_count() + (0 if cfg.method == "baseline" else len(cfg.sizes) - 1)
+    params0 = model.param_count() if cfg.method == "baseline" else MLP(cfg.sizes).param_count() + len(cfg.sizes) - 1
     reducer = probe = None
     if cfg.method == "dlra":
         reducer = RankReducer(model, FusionRules(cfg.tau_cos, cfg.tau_euc, cfg.fuse_ratio, cfg.rare_axes,

@@ -1,0 +1,105 @@
+"""The second seed's experiment: sweep the rank of the last layer and tabulate what it costs.
+
+``sweep_rank`` trains the full-rank network and one network per rank r (last layer B C, both
+trainable), each with :func:`numpy_dlra.train.train` into its own folder under `out`, and writes:
+- ``table.md``     the seed's Table 1/2: rank, error rate, trainable parameters (reduction %),
+                   training time; plus the spectral distance of the last column;
+- ``results.json`` the same numbers, machine-readable;
+- ``spectral.png`` the seed's Illustrations 1-2: ||W - W_r||_2 against r, where W is the trained
+                   full-rank last layer and W_r its best rank-r approximation (= sigma_{r+1}).
+A finished run folder is reused and an unfinished one resumed, so an interrupted sweep continues.
+"""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .backend import to_numpy
+from .fetch import atomic_write_bytes
+from .train import load_params, train
+
+
+def last_layer(params):
+    """The last layer's (m, n) weight of a run's parameters (the highest-numbered W, or B C)."""
+    last = max(int(k[1:]) for k in params if k[0] in "WB")
+    if f"W{last}" in params:
+        return to_numpy(params[f"W{last}"]).astype(np.float64)
+    return to_numpy(params[f"B{last}"]).astype(np.float64) @ to_numpy(params[f"C{last}"]).astype(np.float64)
+
+
+def _run(cfg, folder, log):
+    folder = Path(folder)
+    if (folder / "summary.json").is_file():
+        summary = json.loads((folder / "summary.json").read_text())
+        if summary["final"] and summary["final"]["epoch"] == cfg.epochs:
+            log(f"{folder}: done before, reused")
+            return summary
+    resume = (folder / "checkpoint.npz").is_file()
+    return train(cfg, folder, resume=resume, progress=False, log=log)
+
+
+def sweep_rank(base, ranks, out, log=print):
+    """Train `base` (a TrainConfig, rank 0) and `base` with each rank in `ranks`; returns the result rows."""
+    out = Path(out)
+    rows = []
+    full = None
+    for r in [0] + [r for r in ranks if r]:
+        cfg = replace(base, rank=r)
+        s = _run(cfg, out / (f"rank-{r}" if r else "full-rank"), log)
+        f = s["final"]
+        row = {"rank": r or "full", "error_rate": 100.0 - f["test_acc"], "params": f["params"],
+               "seconds": s["total_seconds"], "dataset": s["dataset"], "epochs": f["epoch"]}
+        if full is None:
+            full = row
+            W = last_layer(load_params(out / "full-rank"))
+            sigma = np.linalg.svd(W, compute_uv=False)
+        row["reduction"] = 100.0 * (full["params"] - row["params"]) / full["params"]
+        row["spectral_distance"] = float(sigma[r]) if r and r < len(sigma) else 0.0  # ||W - W_r||_2 = sigma_{r+1}
+        rows.append(row)
+    result = {"config": base.to_dict(), "ranks": ranks, "rows": rows,
+              "spectral_distance_by_rank": [float(sigma[r]) if r < len(sigma) else 0.0 for r in range(1, min(W.shape) + 1)],
+              "last_layer_shape": list(W.shape)}
+    atomic_write_bytes(out / "results.json", (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "table.md", table(result).encode())
+    plot_spectral(result, out / "spectral.png")
+    return rows
+
+
+def table(result):
+    """The seed's table as markdown, with a caption that says what was run."""
+    c, rows = result["config"], result["rows"]
+    m, n = result["last_layer_shape"]
+    lines = [f"Rank of the last layer ({m} x {n}) of the {c['model'].upper()} on {rows[0]['dataset']}: "
+             f"{rows[0]['epochs']} epochs, batch {c['batch_size']}, Adam lr {c['lr']}, seed {c['seed']}, "
+             f"gradient noise eta {c['grad_noise_eta']}" + (f", dropout {c['dropout']}" if c["model"] == "mlp" else "")
+             + ". Error rate on the test set after the last epoch; time = training plus per-epoch evaluation.", "",
+             "| rank | error rate | # of parameters (reduction %) | execution time (seconds) | "
+             "‖W - W_r‖₂ of the full-rank layer |", "|---|---|---|---|---|"]
+    for r in rows:
+        red = "" if r["rank"] == "full" else f" ({r['reduction']:.1f}%)"
+        lines.append(f"| {r['rank']} | {r['error_rate']:.2f} % | {r['params']:,}{red} | {r['seconds']:.0f} | "
+                     f"{r['spectral_distance']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_spectral(result, path):
+    """Illustrations 1-2 of the seed: spectral distance between the full-rank last layer and its rank-r SVD."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = result["spectral_distance_by_rank"]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(range(1, len(d) + 1), d, "o-", ms=3)
+    ax.set_xlabel("rank r")
+    ax.set_ylabel(r"$\|W - W_r\|_2 = \sigma_{r+1}$")
+    c = result["config"]
+    ax.set_title(f"{c['model'].upper()} last layer {result['last_layer_shape'][0]}x{result['last_layer_shape'][1]}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)

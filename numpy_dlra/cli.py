@@ -66,6 +66,13 @@ def _parser():
     w.add_argument("--grad-noise-eta", type=float, default=0.0, help="(seed: none)")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--out", required=True, help="folder for the runs, table.md, results.json, spectral.png")
+
+    c = sub.add_parser("compare-ranks", help="at the ranks a DLRA run found: DLRA vs SVD truncation (with and without "
+                                             "fine-tuning) vs fixed-rank factors from scratch")
+    c.add_argument("--dlra", required=True, help="a finished `train --method dlra` run folder")
+    c.add_argument("--baseline", required=True, help="a finished `train --method baseline` run folder, same data and epochs")
+    c.add_argument("--finetune-epochs", type=int, default=5)
+    c.add_argument("--out", required=True, help="folder for the runs, table.md, results.json")
     return p
 
 
@@ -103,6 +110,16 @@ def _sweep(args):
     return 0
 
 
+def _compare(args):
+    from .compare import compare_ranks
+
+    if args.finetune_epochs < 1:
+        raise UserError(f"--finetune-epochs {args.finetune_epochs}: must be >= 1")
+    rows = compare_ranks(args.dlra, args.baseline, args.out, args.finetune_epochs)
+    print(f"done: {len(rows)} models compared; wrote {args.out}/table.md")
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
@@ -110,6 +127,8 @@ def main(argv=None):
             return _train(args)
         if args.command == "sweep-rank":
             return _sweep(args)
+        if args.command == "compare-ranks":
+            return _compare(args)
     except UserError as exc:
         print(f"numpy-dlra: error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,8 @@ class TrainConfig:
     model: str = "mlp"  # "mlp": the paper's network (sizes); "cnn": the second seed's CNN
     dataset: str = "fashion-mnist"  # or "mnist", "cifar100" (second seed)
     rank: int = 0  # > 0: the last layer is fixed-rank B C of this rank (second seed); baseline only
+    layer_ranks: tuple = ()  # ((layer, r), ...): fixed-rank B C for any MLP layers (compare-ranks); baseline only
+    init_from: str = ""  # a .npz of parameters to start from instead of the random init (compare-ranks)
     epochs: int = 10  # paper: 2000
     batch_size: int = 128  # paper: not stated (our choice; see README "Choices")
     seed: int = 0
@@ -54,6 +56,7 @@ class TrainConfig:
         if self.sizes is None:
             object.__setattr__(self, "sizes", (h * w * c,) + PAPER_SIZES[1:-1] + (classes,))
         object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+        object.__setattr__(self, "layer_ranks", tuple((int(l), int(r)) for l, r in self.layer_ranks))
         dlra = self.method == "dlra"
         if self.lambda1 is None:
             object.__setattr__(self, "lambda1", 20.0 if dlra else 0.0)
@@ -82,6 +85,11 @@ class TrainConfig:
         need(isinstance(self.rank, int) and self.rank >= 0, "--rank", self.rank, "must be an integer >= 0 (0 = full rank)")
         need(self.rank == 0 or self.method == "baseline", "--rank", self.rank,
              "a fixed-rank last layer goes with --method baseline (DLRA finds its ranks itself)")
+        need(not self.layer_ranks or (self.model == "mlp" and self.method == "baseline"), "--layer-ranks",
+             self.layer_ranks, "fixed-rank hidden layers go with --model mlp --method baseline")
+        for l, r in self.layer_ranks:
+            need(1 <= l < len(self.sizes) and 1 <= r <= min(self.sizes[l], self.sizes[l - 1]), "--layer-ranks",
+                 (l, r), f"layer {l} of {len(self.sizes) - 1} has no rank {r}")
         last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (classes, 256)
         need(self.rank <= min(last), "--rank", self.rank, f"the last layer is {last[0]} x {last[1]}: at most {min(last)}")
         need(self.lr > 0, "--lr", self.lr, "must be > 0")
@@ -109,6 +117,7 @@ class TrainConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["sizes"] = list(self.sizes)
+        d["layer_ranks"] = [list(p) for p in self.layer_ranks]
         return d
 
     @classmethod

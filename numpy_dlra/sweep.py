@@ -17,7 +17,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .fetch import atomic_write_bytes
-from .train import load_params, train
+from .train import load_params, train_or_reuse
 
 
 def last_layer(params):
@@ -28,17 +28,6 @@ def last_layer(params):
     return to_numpy(params[f"B{last}"]).astype(np.float64) @ to_numpy(params[f"C{last}"]).astype(np.float64)
 
 
-def _run(cfg, folder, log):
-    folder = Path(folder)
-    if (folder / "summary.json").is_file():
-        summary = json.loads((folder / "summary.json").read_text())
-        if summary["final"] and summary["final"]["epoch"] == cfg.epochs:
-            log(f"{folder}: done before, reused")
-            return summary
-    resume = (folder / "checkpoint.npz").is_file()
-    return train(cfg, folder, resume=resume, progress=False, log=log)
-
-
 def sweep_rank(base, ranks, out, log=print):
     """Train `base` (a TrainConfig, rank 0) and `base` with each rank in `ranks`; returns the result rows."""
     out = Path(out)
@@ -46,7 +35,7 @@ def sweep_rank(base, ranks, out, log=print):
     full = None
     for r in [0] + [r for r in ranks if r]:
         cfg = replace(base, rank=r)
-        s = _run(cfg, out / (f"rank-{r}" if r else "full-rank"), log)
+        s = train_or_reuse(cfg, out / (f"rank-{r}" if r else "full-rank"), log)
         f = s["final"]
         row = {"rank": r or "full", "error_rate": 100.0 - f["test_acc"], "params": f["params"],
                "seconds": s["total_seconds"], "dataset": s["dataset"], "epochs": f["epoch"]}

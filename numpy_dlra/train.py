@@ -74,13 +74,27 @@ def _build_model(cfg, dtype, rng=None, params=None, factors=None, fn_k=None):
         model = CNN((h, w, c), classes, rank=cfg.rank)
         return model, (params if params is not None else model.init_params(rng, dtype))
     if cfg.method == "baseline":
-        ranks = {L: cfg.rank} if cfg.rank else {}
+        ranks = dict(cfg.layer_ranks) | ({L: cfg.rank} if cfg.rank else {})
         if params is None:
             params = init_params(cfg.sizes, rng, dtype, cfg.init, ranks=ranks)
-        return MLP(cfg.sizes, cfg.dropout, tuple(ranks.items())), params
+        return MLP(cfg.sizes, cfg.dropout, tuple(sorted(ranks.items()))), params
     if factors is None:  # fn, dlra: the dense initialization, factorized with P = Q = I
         return FactorizedMLP.from_dense(init_params(cfg.sizes, rng, dtype, cfg.init), cfg.sizes, cfg.dropout, fn=True)
     return FactorizedMLP(cfg.sizes, factors, fn_k, cfg.dropout, dtype=dtype), params
+
+
+def _initial_params(path, fresh):
+    """The parameters in the .npz `path` (``--init-from``), checked against the model's own keys and shapes."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            given = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--init-from {path}: cannot read it ({exc})") from None
+    want = {k: v.shape for k, v in fresh.items()}
+    got = {k: v.shape for k, v in given.items()}
+    if want != got:
+        raise UserError(f"--init-from {path}: its arrays {got} do not fit the model's {want}")
+    return {k: given[k].astype(fresh[k].dtype) for k in fresh}
 
 
 def _merge_lines(path, upto_step):
@@ -132,6 +146,8 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
         log(f"resuming {out} after epoch {start} (step {step})")
     else:
         model, params = _build_model(cfg, dtype, rng=rngs["init"])
+        if cfg.init_from:
+            params = _initial_params(cfg.init_from, params)
         opt_state = opt.init(params)
         start, step, history = 0, 0, []
     # the same network at initialization (FN adds one gain per layer): the reference of "compression"
@@ -236,3 +252,15 @@ def load_params(run_dir):
     """The parameters saved in `run_dir`'s checkpoint, as a dict ``W{l}``, ``b{l}`` -> array."""
     arrays, _ = checkpoint.load(Path(run_dir) / "checkpoint.npz")
     return {k[6:]: a for k, a in arrays.items() if k.startswith("param/")}
+
+
+def train_or_reuse(cfg, out, log=print):
+    """`train(cfg, out)` for the commands that chain runs: a run already finished with this config is
+    reused (its summary returned), an unfinished one resumed, a missing one started."""
+    out = Path(out)
+    if (out / "summary.json").is_file():
+        summary = json.loads((out / "summary.json").read_text())
+        if summary["config"] == cfg.to_dict() and summary["final"] and summary["final"]["epoch"] == cfg.epochs:
+            log(f"{out}: done before, reused")
+            return summary
+    return train(cfg, out, resume=(out / "checkpoint.npz").is_file(), progress=False, log=log)

@@ -113,3 +113,32 @@ def test_sweep_rank_bad_ranks_exit_2(tmp_path, capsys):
     assert "--ranks '4,x'" in capsys.readouterr().err
     assert main(["sweep-rank", "--model", "mlp", "--ranks", "11", "--out", str(tmp_path / "s")]) == 2
     assert not (tmp_path / "s").exists()
+
+
+def test_compare_ranks_one_table(tmp_path, capsys):
+    """DLRA vs SVD truncation (with and without fine-tuning) vs fixed-rank factors, at DLRA's ranks."""
+    common = dict(sizes=(784, 24, 24, 10), batch_size=256, data="embedded", epochs=3)
+    data = load_dataset("embedded")
+    train(TrainConfig(method="dlra", tau_cos=0.3, tau_euc=10.0, **common), tmp_path / "dlra", progress=False,
+          log=lambda m: None, dataset=data)
+    train(TrainConfig(**common), tmp_path / "base", progress=False, log=lambda m: None, dataset=data)
+    argv = ["compare-ranks", "--dlra", str(tmp_path / "dlra"), "--baseline", str(tmp_path / "base"),
+            "--finetune-epochs", "1", "--out", str(tmp_path / "cmp")]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    layers = json.loads((tmp_path / "dlra" / "summary.json").read_text())["final"]["layers"]
+    for l, d in res["ranks"].items():
+        stats = layers[int(l) - 1]
+        assert (d["m'"], d["n'"]) == (stats["m"], stats["n"]) and d["numerical_rank"] == min(stats["m"], stats["n"])
+    sizes = common["sizes"]
+    reduced = {int(l): min(d["m'"], d["n'"]) for l, d in res["ranks"].items()
+               if min(d["m'"], d["n'"]) < min(sizes[int(l)], sizes[int(l) - 1])}
+    assert reduced, "the DLRA run reduced no rank: the comparison would be empty"
+    assert len(res["rows"]) == 5
+    scratch = load_params(tmp_path / "cmp" / "fixed-rank-scratch")
+    for l, r in reduced.items():
+        assert scratch[f"B{l}"].shape[1] == r and scratch[f"C{l}"].shape[0] == r
+    assert res["rows"][2]["params"] == res["rows"][3]["params"] == res["rows"][4]["params"]  # the same B C shapes
+    assert "| DLRA (rank found while training) |" in (tmp_path / "cmp" / "table.md").read_text()
+    assert main(argv[:2] + [str(tmp_path / "base")] + argv[3:]) == 2  # a baseline run given as --dlra
+    assert "needs dlra" in capsys.readouterr().err

@@ -43,6 +43,7 @@ MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.
 CIFAR100_FILE = "cifar-100-python.tar.gz"
 CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_SIZES = {"train": 50000, "test": 10000}
 DATASETS = {"fashion-mnist": ((28, 28, 1), 10), "mnist": ((28, 28, 1), 10), "cifar100": ((32, 32, 3), 100)}
 
 N_CLASSES = 10
@@ -137,7 +138,8 @@ def load_cifar100(directory=None):
     out = []
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            for member, n in (("cifar-100-python/train", 50000), ("cifar-100-python/test", 10000)):
+            for part, n in CIFAR100_SIZES.items():
+                member = f"cifar-100-python/{part}"
                 d = pickle.load(tar.extractfile(member), encoding="bytes")  # noqa: S301 - checksum verified above
                 x = np.asarray(d[b"data"], dtype=np.uint8)
                 y = np.asarray(d[b"fine_labels"], dtype=np.int64)

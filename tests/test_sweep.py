@@ -16,7 +16,13 @@ from numpy_dlra.fetch import md5
 from numpy_dlra.train import load_params, train
 
 
-def fake_cifar100(path, n_train=50000, n_test=10000):
+@pytest.fixture(autouse=True)
+def _small_cifar(monkeypatch):
+    """The loader expects 50000 + 10000 images; the fake archives here hold 600 + 100 (same format)."""
+    monkeypatch.setattr(datasets, "CIFAR100_SIZES", {"train": 600, "test": 100})
+
+
+def fake_cifar100(path, n_train=600, n_test=100):
     """An archive in CIFAR-100's python format (pickled dicts, channel-major rows) with known pixels."""
     g = np.random.default_rng(0)
     buf = io.BytesIO()
@@ -38,12 +44,16 @@ def test_cifar100_loader_checks_the_archive_and_returns_hwc_images(tmp_path, mon
         datasets.load_cifar100(tmp_path / "cifar100")
     monkeypatch.setattr(datasets, "CIFAR100_MD5", md5(path.read_bytes()))
     x, y, xt, yt = datasets.load_cifar100(tmp_path / "cifar100")
-    assert x.shape == (50000, 32, 32, 3) and xt.shape == (10000, 32, 32, 3) and y.max() <= 99
+    assert x.shape == (600, 32, 32, 3) and xt.shape == (100, 32, 32, 3) and y.max() <= 99
     with tarfile.open(path) as tar:
         raw = pickle.load(tar.extractfile("cifar-100-python/train"), encoding="bytes")[b"data"][7]
     assert x[7, 2, 5, 1] == raw[1024 + 2 * 32 + 5]  # green plane, row 2, column 5
     with pytest.raises(DataError, match="data_scripts/cifar100.py"):
         datasets.load_cifar100(tmp_path / "nowhere")
+    fake_cifar100(path, n_train=599)  # a wrong image count is named
+    monkeypatch.setattr(datasets, "CIFAR100_MD5", md5(path.read_bytes()))
+    with pytest.raises(DataError, match=r"train has data \(599, 3072\)"):
+        datasets.load_cifar100(tmp_path / "cifar100")
 
 
 def test_cifar100_dataset_and_mlp_config(tmp_path, monkeypatch):
@@ -52,7 +62,7 @@ def test_cifar100_dataset_and_mlp_config(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "CIFAR100_MD5", md5(path.read_bytes()))
     d = load_dataset(dataset="cifar100")
     assert d.name == "cifar100" and d.x_train.shape[1] == d.x_val.shape[1] == d.x_test.shape[1] == 3072
-    assert len(d.x_train) + len(d.x_val) == 50000 and abs(len(d.x_val) - 5000) <= 50  # 10 % of each class, rounded
+    assert len(d.x_train) + len(d.x_val) == 600 and abs(len(d.x_val) - 60) <= 50  # 10 % of each class, rounded
     assert TrainConfig(dataset="cifar100").sizes == (3072, 500, 500, 500, 500, 500, 100)
 
 

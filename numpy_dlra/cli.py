@@ -1,7 +1,10 @@
-"""Command line: ``python -m numpy_dlra train ...`` (also installed as ``numpy-dlra``).
+"""Command line: ``python -m numpy_dlra train | sweep-rank | compare-ranks ...`` (also ``numpy-dlra``).
 
+- ``train``          one run (baseline, fn or dlra; MLP or CNN; optional fixed-rank last layer);
+- ``sweep-rank``     the second seed's rank table and spectral-distance plot;
+- ``compare-ranks``  DLRA against SVD truncation and fixed-rank factors at the ranks DLRA found.
 Exit status: 0 done, 2 bad input (flags, data files, output folder; the message says which and
-what to do), 130 interrupted (resume with --resume).
+what to do), 130 interrupted (rerun to resume).
 """
 import argparse
 import sys
@@ -133,6 +136,7 @@ def main(argv=None):
         print(f"numpy-dlra: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("numpy-dlra: interrupted; the last finished epoch is checkpointed: rerun with --resume", file=sys.stderr)
+        print("numpy-dlra: interrupted; the last finished epoch is checkpointed: rerun `train` with --resume, "
+              "or the same sweep-rank / compare-ranks command", file=sys.stderr)
         return 130
     return 0

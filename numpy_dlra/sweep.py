@@ -44,6 +44,9 @@ def sweep_rank(base, ranks, out, log=print):
             W = last_layer(load_params(out / "full-rank"))
             sigma = np.linalg.svd(W, compute_uv=False)
         row["reduction"] = 100.0 * (full["params"] - row["params"]) / full["params"]
+        m, n = W.shape
+        row["last_layer_weights"] = m * r + r * n if r else m * n
+        row["last_layer_reduction"] = 100.0 * (1.0 - row["last_layer_weights"] / (m * n))
         row["spectral_distance"] = float(sigma[r]) if r and r < len(sigma) else 0.0  # ||W - W_r||_2 = sigma_{r+1}
         rows.append(row)
     result = {"config": base.to_dict(), "ranks": ranks, "rows": rows,
@@ -64,11 +67,12 @@ def table(result):
              f"gradient noise eta {c['grad_noise_eta']}" + (f", dropout {c['dropout']}" if c["model"] == "mlp" else "")
              + ". Error rate on the test set after the last epoch; time = training plus per-epoch evaluation.", "",
              "| rank | error rate | # of parameters (reduction %) | execution time (seconds) | "
-             "‖W - W_r‖₂ of the full-rank layer |", "|---|---|---|---|---|"]
+             "last-layer weights (reduction %) | ‖W - W_r‖₂ of the full-rank layer |", "|---|---|---|---|---|---|"]
     for r in rows:
-        red = "" if r["rank"] == "full" else f" ({r['reduction']:.1f}%)"
+        full = r["rank"] == "full"
+        red, last = ("", "") if full else (f" ({r['reduction']:.1f}%)", f" ({r['last_layer_reduction']:.1f}%)")
         lines.append(f"| {r['rank']} | {r['error_rate']:.2f} % | {r['params']:,}{red} | {r['seconds']:.0f} | "
-                     f"{r['spectral_distance']:.3f} |")
+                     f"{r['last_layer_weights']:,}{last} | {r['spectral_distance']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -62,7 +62,10 @@ def table(result):
     """The seed's table as markdown, with a caption that says what was run."""
     c, rows = result["config"], result["rows"]
     m, n = result["last_layer_shape"]
-    lines = [f"Rank of the last layer ({m} x {n}) of the {c['model'].upper()} on {rows[0]['dataset']}: "
+    used = rows[0]["dataset"]
+    if not used.startswith(c["dataset"]):  # e.g. MNIST asked for, absent, Fashion-MNIST used
+        used += f" ({c['dataset']} was asked for and is not on this machine)"
+    lines = [f"Rank of the last layer ({m} x {n}) of the {c['model'].upper()} on {used}: "
              f"{rows[0]['epochs']} epochs, batch {c['batch_size']}, Adam lr {c['lr']}, seed {c['seed']}, "
              f"gradient noise eta {c['grad_noise_eta']}" + (f", dropout {c['dropout']}" if c["model"] == "mlp" else "")
              + ". Error rate on the test set after the last epoch; time = training plus per-epoch evaluation.", "",

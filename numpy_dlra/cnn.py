@@ -16,9 +16,8 @@ import numpy as np
 from .backend import array_module
 from .conv import Conv2D, Flatten, MaxPool2D
 from .layers import ReLU
-from .losses import l2_penalty, softmax_cross_entropy, softmax_cross_entropy_backward
+from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
 from .mlp import MLP
-from .optim import scaled_add_
 
 
 @dataclass(frozen=True)
@@ -96,10 +95,7 @@ class CNN:
         grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches)
         loss = task
         if lambda2:
-            names = [k for k in params if k[0] in "KWBC"]
-            loss += lambda2 * l2_penalty([params[k] for k in names])
-            for k in names:
-                scaled_add_(grads[k], lambda2 * 2.0 / len(names), params[k])
+            loss += add_l2_(params, grads, lambda2, "KWBC")
         return loss, task, grads
 
     def predict(self, params, x, batch_size=500):

@@ -15,8 +15,7 @@ import numpy as np
 from .equations import dropout_rate
 from .factorized import Connect, FeatureGroups, FNLinear, Gather, GroupReLU, LayerFactors, connector, fn_scale
 from .layers import Dropout
-from .losses import l2_penalty, softmax_cross_entropy, softmax_cross_entropy_backward
-from .optim import scaled_add_
+from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
 
 
 class FactorizedMLP:
@@ -123,10 +122,8 @@ class FactorizedMLP:
         _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
         loss = task
         if lambda2:
-            Ws = [params[f"W{l}"] for l in range(1, self.n_layers + 1)]
-            loss += lambda2 * l2_penalty(Ws)  # Eq. (17) on the trainable W'
-            for l, W in enumerate(Ws, start=1):  # += lambda2 * l2_penalty_grad(W, N), without a temporary
-                scaled_add_(grads[f"W{l}"], lambda2 * 2.0 / len(Ws), W)
+            loss += add_l2_(params, grads, lambda2, "W")  # Eq. (17) on the trainable W'
+
         return loss, task, grads
 
     def predict(self, params, x, batch_size=2000):

@@ -1,5 +1,6 @@
 """Loss terms: the task loss (softmax cross-entropy) and the L2 term of paper Eq. (17)."""
 from .backend import array_module
+from .optim import scaled_add_
 
 
 def softmax_cross_entropy(logits, labels):
@@ -54,3 +55,13 @@ def l2_penalty_grad(W, n_weights):
     """dL_L2/dW_l = 2 W_l / N for one (m, n) matrix W_l of the N in the sum; returns (m, n).
     (The models add lambda2 times this into their gradients in place, with optim.scaled_add_.)"""
     return W * W.dtype.type(2.0 / n_weights)
+
+
+def add_l2_(params, grads, lambda2, kinds="W"):
+    """lambda2 * Eq. (17) over the weight arrays of `params` (the names that start with a letter in
+    `kinds`: "W" for W and W'; "WBC" adds fixed-rank factors; "KWBC" adds conv kernels). Returns
+    lambda2 L_L2 and adds lambda2 dL_L2/dW = lambda2 2 W / N into `grads` in place (no temporaries)."""
+    names = [k for k in params if k[0] in kinds]
+    for k in names:
+        scaled_add_(grads[k], lambda2 * 2.0 / len(names), params[k])
+    return lambda2 * l2_penalty([params[k] for k in names])

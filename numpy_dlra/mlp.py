@@ -12,8 +12,7 @@ import numpy as np
 from .backend import array_module
 from .layers import Dropout, Linear, ReLU
 from .lowrank import LowRankLinear
-from .losses import l2_penalty, softmax_cross_entropy, softmax_cross_entropy_backward
-from .optim import scaled_add_
+from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
 
 PAPER_SIZES = (784, 500, 500, 500, 500, 500, 10)
 
@@ -119,10 +118,7 @@ class MLP:
         _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
         loss = task
         if lambda2:  # Eq. (17) over the weight matrices (W, or a fixed-rank layer's B and C)
-            names = [k for k in params if k[0] in "WBC"]
-            loss += lambda2 * l2_penalty([params[k] for k in names])
-            for k in names:  # += lambda2 * l2_penalty_grad(W, N), without a temporary
-                scaled_add_(grads[k], lambda2 * 2.0 / len(names), params[k])
+            loss += add_l2_(params, grads, lambda2, "WBC")
         return loss, task, grads
 
     def predict(self, params, x, batch_size=2000):

@@ -123,7 +123,6 @@ class FactorizedMLP:
         loss = task
         if lambda2:
             loss += add_l2_(params, grads, lambda2, "W")  # Eq. (17) on the trainable W'
-
         return loss, task, grads
 
     def predict(self, params, x, batch_size=2000):

@@ -114,7 +114,7 @@ def _check_resume_config(saved, cfg, path):
 
 
 def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, dataset=None):
-    """Train the MLP of `cfg`, writing the run folder `out`; returns the summary dict.
+    """Train the model of `cfg` (MLP, factorized MLP or CNN), writing the run folder `out`; returns the summary.
 
     `dataset` (a :class:`numpy_dlra.datasets.Dataset`) overrides ``cfg.data`` (used by tests).
     Raises UserError (before writing anything) for an unusable `out` or bad data.

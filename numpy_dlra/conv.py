@@ -3,7 +3,8 @@
 Same op contract as :mod:`numpy_dlra.layers`. The convolution is "valid" (no padding), stride 1,
 computed as one GEMM over the im2col matrix, which is built (and, in backward, folded back) by
 kh * kw strided slice copies -- no Python loop over pixels, the same code on NumPy and CuPy.
-The kernel is stored as the paper's Sec. 4.5 and Keras write it: (kh, kw, C_in, C_out).
+The kernel is stored as Keras stores it and as the paper writes a kernel's shape (H x W x C_i x C_o,
+in its remarks on other architectures): (kh, kw, C_in, C_out).
 """
 from .backend import array_module
 

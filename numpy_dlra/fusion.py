@@ -12,7 +12,7 @@ Approximation (flag, off by default): with ``search_every = K > 1`` the Grams ar
 searched only every K-th step (and after a merge); in between, the pairs found last are kept and
 only their cosines and norms are recomputed exactly from the current vectors, O(m) each.
 
-Rules (paper Sec. 4.1, 4.4; ../shared/notes/method.md Sec. 3):
+Rules (the paper on fusing, and on the input and classification layers; ../shared/notes/method.md Sec. 3):
 - the closest pair on a fusable axis is fused while it meets Eq. (13); an axis is fusable when it
   is the longer axis of the current W' (both when square), never the columns of the first layer,
   never the rows of the last, and never below one vector (the last layer's columns never below

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import array_module
 from .conv import Conv2D, Flatten, MaxPool2D
 from .layers import ReLU
 from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
-from .mlp import MLP
+from .mlp import MLP, predict_batched
 
 
 @dataclass(frozen=True)
@@ -99,9 +98,8 @@ class CNN:
         return loss, task, grads
 
     def predict(self, params, x, batch_size=500):
-        xp = array_module(x)
-        out = [self.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
-        return xp.concatenate(out)
+        """Class predictions in evaluation mode. x: (N, H W C); returns (N,) int."""
+        return predict_batched(self, params, x, batch_size)
 
     def _last(self):
         m, n, r = self.n_classes, self.hidden, self.rank

@@ -16,6 +16,7 @@ from .equations import dropout_rate
 from .factorized import Connect, FeatureGroups, FNLinear, Gather, GroupReLU, LayerFactors, connector, fn_scale
 from .layers import Dropout
 from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
+from .mlp import predict_batched
 
 
 class FactorizedMLP:
@@ -127,8 +128,7 @@ class FactorizedMLP:
 
     def predict(self, params, x, batch_size=2000):
         """Class predictions in evaluation mode. x: (N, sizes[0]); returns (N,) int."""
-        out = [self.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
-        return self.xp.concatenate(out)
+        return predict_batched(self, params, x, batch_size)
 
     def to_dense(self, params):
         """The equivalent dense parameters W_l = P FN(W'_l) Q (m_l, n_l), b_l = P b'_l, in float64 NumPy."""

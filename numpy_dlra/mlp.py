@@ -17,6 +17,13 @@ from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backwa
 PAPER_SIZES = (784, 500, 500, 500, 500, 500, 10)
 
 
+def predict_batched(model, params, x, batch_size):
+    """Class predictions of any of the models in evaluation mode, `batch_size` rows at a time. x: (N, ...); (N,) int."""
+    xp = array_module(x)
+    out = [model.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
+    return xp.concatenate(out)
+
+
 def init_params(sizes, rng, dtype, scheme="he", xp=None, ranks=None):
     """Initial weights for the MLP with layer widths `sizes`.
 
@@ -123,9 +130,7 @@ class MLP:
 
     def predict(self, params, x, batch_size=2000):
         """Class predictions in evaluation mode (no dropout). x: (N, sizes[0]); returns (N,) int."""
-        xp = array_module(x)
-        out = [self.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
-        return xp.concatenate(out)
+        return predict_batched(self, params, x, batch_size)
 
     def layer_stats(self):
         """Per layer: m (outputs), n (inputs), feat (= m: no feature reduction in the dense net)."""

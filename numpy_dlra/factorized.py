@@ -53,19 +53,11 @@ class LayerFactors:
 
     def fuse_columns(self, k, d, r, s):
         """Eq. (11), corrected, on Q: row k <- (r q_d + q_k) / s, row d removed (indices above d shift)."""
-        to_d, to_k = self.q_idx == d, self.q_idx == k
-        self.q_scale[to_d] *= r / s
-        self.q_scale[to_k] /= s
-        self.q_idx[to_d] = k
-        self.q_idx[self.q_idx > d] -= 1
+        _fuse_sparse(self.q_idx, self.q_scale, k, d, r, s)
 
     def fuse_rows(self, k, d, r, s):
         """The mirror on P: column k <- (r p_d + p_k) / s, column d removed."""
-        to_d, to_k = self.p_idx == d, self.p_idx == k
-        self.p_scale[to_d] *= r / s
-        self.p_scale[to_k] /= s
-        self.p_idx[to_d] = k
-        self.p_idx[self.p_idx > d] -= 1
+        _fuse_sparse(self.p_idx, self.p_scale, k, d, r, s)
 
     def arrays(self, l):
         return {f"p_idx{l}": self.p_idx, f"p_scale{l}": self.p_scale, f"q_idx{l}": self.q_idx, f"q_scale{l}": self.q_scale}
@@ -74,6 +66,16 @@ class LayerFactors:
     def from_arrays(cls, a, l):
         return cls(a[f"p_idx{l}"].astype(np.int64), a[f"p_scale{l}"].astype(np.float64),
                    a[f"q_idx{l}"].astype(np.int64), a[f"q_scale{l}"].astype(np.float64))
+
+
+def _fuse_sparse(idx, scale, k, d, r, s):
+    """In place on one (index, scale) pair of arrays, (n,): the entries that pointed at d now point at k
+    with scale times r / s, those at k are divided by s, and the indices above d shift down by one."""
+    to_d, to_k = idx == d, idx == k
+    scale[to_d] *= r / s
+    scale[to_k] /= s
+    idx[to_d] = k
+    idx[idx > d] -= 1
 
 
 @dataclass

@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numpy_dlra.mlp import MLP, init_params  # noqa: E402
-from numpy_dlra.optim import Adam, add_gradient_noise  # noqa: E402
+from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
+from numpy_dlra.nn.optim import Adam, add_gradient_noise  # noqa: E402
 
 N, B = 54_000, 128
 
@@ -81,7 +81,7 @@ def main():
     p.add_argument("--eta", type=float, default=1e-4, help="gradient-noise eta (the trainer's default)")
     args = p.parse_args()
     try:
-        from numpy_dlra.datasets import load_dataset
+        from numpy_dlra.data.datasets import load_dataset
 
         d = load_dataset("full")
         x, y, src = d.x_train[:N], d.y_train[:N], "Fashion-MNIST training split"

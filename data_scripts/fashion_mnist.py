@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from numpy_dlra.prepare import prepare_fashion_mnist, script_main  # noqa: E402
+from numpy_dlra.data.prepare import prepare_fashion_mnist, script_main  # noqa: E402
 
 
 def main(argv=None):

@@ -15,9 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numpy_dlra.datasets import EMBEDDED_PATH, load_fashion_mnist, stratified_indices  # noqa: E402
+from numpy_dlra.data.datasets import EMBEDDED_PATH, load_fashion_mnist, stratified_indices  # noqa: E402
 from numpy_dlra.errors import UserError  # noqa: E402
-from numpy_dlra.fetch import atomic_write_bytes  # noqa: E402
+from numpy_dlra.data.fetch import atomic_write_bytes  # noqa: E402
 
 SEED = 20210113  # the paper's publication date
 TRAIN_PER_CLASS, TEST_PER_CLASS = 500, 100

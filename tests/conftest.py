@@ -20,7 +20,7 @@ def rng():
 @pytest.fixture
 def no_full_data(tmp_path, monkeypatch):
     """Hide the cache and Debian's package: only the embedded subset can be found."""
-    from numpy_dlra import datasets
+    from numpy_dlra.data import datasets
 
     monkeypatch.setenv("NUMPY_DLRA_DATA", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")

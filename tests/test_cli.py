@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from numpy_dlra import datasets
+from numpy_dlra.data import datasets
 from numpy_dlra.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,10 +1,10 @@
-"""The second seed's CNN: convolution, pooling and the whole network against central differences."""
+"""The fixed-rank baseline's CNN: convolution, pooling and the whole network against central differences."""
 import numpy as np
 import pytest
 
-from numpy_dlra.cnn import CNN
-from numpy_dlra.conv import Conv2D, Flatten, MaxPool2D
-from numpy_dlra.gradcheck import check_param_grads, directional_check, numerical_grad, rel_error
+from numpy_dlra.models.cnn import CNN
+from numpy_dlra.nn.conv import Conv2D, Flatten, MaxPool2D
+from numpy_dlra.nn.gradcheck import check_param_grads, directional_check, numerical_grad, rel_error
 
 
 def test_convolution_equals_the_direct_sum(rng):
@@ -27,7 +27,7 @@ def test_convolution_gradients_elementwise(rng):
     errors = check_param_grads(f, params, grads)
     assert max(errors.values()) < 1e-7, errors
     assert rel_error(numerical_grad(f, x), dx) < 1e-7
-    assert Conv2D(input_grad=False).backward(w, op.forward(params, x)[1])[0] is None
+    assert Conv2D().backward(w, op.forward(params, x)[1], input_grad=False)[0] is None
 
 
 @pytest.mark.parametrize("shape", [(2, 4, 6, 3), (1, 5, 7, 2)])  # the odd row / column is dropped

@@ -5,9 +5,9 @@ import struct
 import numpy as np
 import pytest
 
-from numpy_dlra import datasets, prepare
+from numpy_dlra.data import datasets, prepare
 from numpy_dlra.errors import DataError
-from numpy_dlra.idx import sha256
+from numpy_dlra.data.idx import sha256
 
 
 def test_embedded_subset_is_stratified():

@@ -5,7 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from numpy_dlra import equations as eq
-from numpy_dlra.gradcheck import numerical_grad
+from numpy_dlra.nn.gradcheck import numerical_grad
 
 seeds = st.integers(0, 2**32 - 1)
 ratios = st.floats(-4.0, 4.0).filter(lambda r: abs(r) > 0.25)

@@ -3,10 +3,11 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numpy_dlra.factorized import FeatureGroups, LayerFactors
-from numpy_dlra.factorized_mlp import FactorizedMLP
-from numpy_dlra.gradcheck import check_param_grads, directional_check, numerical_grad, rel_error
-from numpy_dlra.mlp import MLP, init_params
+from numpy_dlra.dlra.features import FeatureGroups
+from numpy_dlra.dlra.layer import LayerFactors
+from numpy_dlra.dlra.network import FactorizedMLP
+from numpy_dlra.nn.gradcheck import check_param_grads, directional_check, numerical_grad, rel_error
+from numpy_dlra.models.mlp import MLP, init_params
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -121,7 +122,7 @@ def test_input_gradient_through_connectors_and_groups():
 @given(seeds, st.integers(1, 5), st.integers(1, 5))
 def test_in_place_fn_backward_is_the_equations_one(seed, m, n):
     from numpy_dlra import equations as eq
-    from numpy_dlra.factorized import fn_backward_inplace
+    from numpy_dlra.dlra.layer import fn_backward_inplace
 
     g = np.random.default_rng(seed)
     W, dY, k, gain = g.standard_normal((m, n)), g.standard_normal((m, n)), g.uniform(0.5, 2), g.uniform(-2, 2)

@@ -1,6 +1,6 @@
 import pytest
 
-from numpy_dlra.fetch import atomic_copy, atomic_write_bytes
+from numpy_dlra.data.fetch import atomic_copy, atomic_write_bytes
 
 
 def test_atomic_write_replaces_or_leaves_the_old_file(tmp_path):

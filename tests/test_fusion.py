@@ -5,10 +5,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from numpy_dlra import equations as eq
-from numpy_dlra.factorized_mlp import FactorizedMLP
-from numpy_dlra.fusion import FusionRules, RankReducer, _vectors, closest_pair
-from numpy_dlra.gradcheck import check_param_grads, numerical_grad
-from numpy_dlra.mlp import init_params
+from numpy_dlra.dlra.network import FactorizedMLP
+from numpy_dlra.dlra.merge import candidate, merge_step
+from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules, closest_pair, vectors
+from numpy_dlra.dlra.rare import rare_term
+from numpy_dlra.nn.gradcheck import check_param_grads, numerical_grad
+from numpy_dlra.models.mlp import init_params
 from test_factorized import random_net
 
 seeds = st.integers(0, 2**32 - 1)
@@ -30,18 +32,18 @@ def test_closest_pair_from_the_gram_is_the_equations_pair(seed, m, n):
 @given(seeds, st.sampled_from(["all", "fusable"]))
 def test_rare_term_is_eq16_and_its_gradient_matches_central_differences(seed, axes):
     model, params = random_net(seed, (6, 5, 7, 4, 3))
-    red = RankReducer(model, FusionRules(rare_axes=axes))
-    red.refresh(params, lambda1=2.0)
+    red = ClosestPairs(model, FusionRules(lambda1=2.0, rare_axes=axes))
+    red.refresh(params)
     grads = {k: np.zeros_like(v) for k, v in params.items()}
-    value = red.rare_term(params, grads, lambda1=2.0)
+    value = rare_term(red, params, grads)
     if axes == "all":
         assert abs(value - eq.rare_loss_total(weights(model, params))) < 1e-12
     for l in range(1, model.n_layers + 1):
         W = params[f"W{l}"]
 
         def f():
-            red.refresh(params, lambda1=2.0)
-            return red.rare_term(params, {k: np.zeros_like(v) for k, v in params.items()}, 2.0)
+            red.refresh(params)
+            return rare_term(red, params, {k: np.zeros_like(v) for k, v in params.items()})
 
         num = numerical_grad(f, W, h=1e-7)
         # scale-aware: a 1-row W' has only parallel columns, where both gradients are 0 up to rounding
@@ -51,18 +53,18 @@ def test_rare_term_is_eq16_and_its_gradient_matches_central_differences(seed, ax
 def test_whole_dlra_loss_gradient_elementwise():
     """L = L_task + lambda1 L_RaRe + lambda2 L_L2 (Eq. 18) with FN, dropout and a merged structure."""
     model, params = random_net(21, (5, 4, 6, 3))
-    red = RankReducer(model)
+    lam1, lam2 = 20.0, 0.1
+    red = ClosestPairs(model, FusionRules(lambda1=lam1))
     g = np.random.default_rng(1)
     x, y = g.standard_normal((7, 5)), g.integers(0, 3, 7)
-    lam1, lam2 = 20.0, 0.1
 
     def total():
         task_l2 = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(2), lambda2=lam2)[0]
         return task_l2 + lam1 * eq.rare_loss_total(weights(model, params))
 
     _, _, grads = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(2), lambda2=lam2)
-    red.refresh(params, lam1)
-    red.rare_term(params, grads, lam1)
+    red.refresh(params)
+    rare_term(red, params, grads)
     errors = check_param_grads(total, params, grads, h=1e-7)
     assert max(errors.values()) < 1e-5, errors
 
@@ -86,13 +88,13 @@ def test_merge_test_is_eq13(seed, angle, r, axis):
     V = params["W2"] if axis == "cols" else aug.T
     near_parallel(g, V, 1, 4, angle, r)
     params["W2"], params["b2"] = (V, params["b2"]) if axis == "cols" else (V.T[:, :-1].copy(), V.T[:, -1].copy())
-    red = RankReducer(model)
-    red.refresh(params, 0.0)
-    k, d, c, d_euc = red._candidate(2, axis)
+    red = ClosestPairs(model, FusionRules(lambda1=0.0))
+    red.refresh(params)
+    k, d, c, d_euc = candidate(red, 2, axis)
     assert {k, d} == {1, 4} and np.linalg.norm(V[:, k]) <= np.linalg.norm(V[:, d])
     # from the Gram, D_euc = |w_k| sqrt(2 (1 - |cos|)) carries an absolute error ~ |w_k| sqrt(2 eps)
     assert abs(d_euc - eq.euclidean_distance(V, d, k)) < 1e-7 * np.linalg.norm(V[:, k])
-    decide = 1 - abs(c) < 1e-4 and d_euc < 1e-1
+    decide = eq.meets_eq13(c, d_euc, 1e-4, 1e-1)  # the engine's decision (merge.merge_step calls it)
     if abs((1 - abs(c)) - 1e-4) > 1e-9 and abs(d_euc - 0.1) > 1e-9:  # away from the thresholds
         assert decide == eq.merge_criterion(V, d, k)
 
@@ -111,10 +113,10 @@ def test_engine_fuses_as_the_equations_do(seed, r, ratio):
     params["W2"], params["b2"] = aug[:, :-1].copy(), aug[:, -1].copy()
     want_W, want_Q = eq.fuse_columns(params["W2"], np.eye(6), 1, 4, ratio)
     want_W2, want_b2, want_P = eq.fuse_rows(want_W, params["b2"], np.eye(6), 0, 3, ratio)
-    red = RankReducer(model, FusionRules(tau_cos=1e-9, tau_euc=1e-6, ratio=ratio))
-    red.refresh(params, 0.0)
+    red = ClosestPairs(model, FusionRules(lambda1=0.0, tau_cos=1e-9, tau_euc=1e-6, fuse_ratio=ratio))
+    red.refresh(params)
     opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
-    recs = red.merge_step(params, opt, step=1, lambda1=0.0)
+    recs = merge_step(red, params, opt, step=1)
     assert [(x["axis"], x["layer"]) for x in recs] == [("cols", 2), ("rows", 2)]
     f = model.factors[1]
     np.testing.assert_allclose(params["W2"], want_W2, atol=1e-12)
@@ -140,7 +142,7 @@ def test_any_sequence_of_exact_fusions_preserves_the_network_output(seed, fn, ad
     g = np.random.default_rng(seed + 7)
     opt = {"m": {k: g.standard_normal(v.shape) for k, v in params.items()},
            "v": {k: g.uniform(0.1, 1, v.shape) for k, v in params.items()}}
-    red = RankReducer(model, FusionRules(tau_cos=1e-9, tau_euc=1e-6, adam_merge=adam_merge))
+    red = ClosestPairs(model, FusionRules(lambda1=1.0, tau_cos=1e-9, tau_euc=1e-6, adam_merge=adam_merge))
     x = g.standard_normal((9, 6))
     for step in range(1, 6):
         options = [(l, a) for l in range(1, model.n_layers + 1) for a in red.fusable_axes(l)
@@ -151,8 +153,8 @@ def test_any_sequence_of_exact_fusions_preserves_the_network_output(seed, fn, ad
         make_parallel(g, model, params, l, axis)
         before = model.forward(params, x)[0]
         shape = model.shape(l)
-        red.refresh(params, 1.0)  # after an update, as in training
-        recs = red.merge_step(params, opt, step, lambda1=1.0, probe=x)
+        red.refresh(params)  # after an update, as in training
+        recs = merge_step(red, params, opt, step, probe=x)
         # our pair is fused (and any other exactly parallel pair, e.g. all columns of a 1-row W')
         assert (l, axis) in [(rec["layer"], rec["axis"]) for rec in recs]
         if len(recs) == 1:
@@ -174,9 +176,9 @@ def test_adam_moments_are_carried_as_documented(seed, axis, how):
     opt = {"m": {k: g.standard_normal(v.shape) for k, v in params.items()},
            "v": {k: g.uniform(0.1, 1, v.shape) for k, v in params.items()}}
     old_m, old_v = {k: v.copy() for k, v in opt["m"].items()}, {k: v.copy() for k, v in opt["v"].items()}
-    red = RankReducer(model, FusionRules(tau_cos=1e-9, tau_euc=1e-6, adam_merge=how))
-    red.refresh(params, 0.0)
-    (rec,) = red.merge_step(params, opt, 1, 0.0)
+    red = ClosestPairs(model, FusionRules(lambda1=0.0, tau_cos=1e-9, tau_euc=1e-6, adam_merge=how))
+    red.refresh(params)
+    (rec,) = merge_step(red, params, opt, 1)
     k, d, r, s = rec["kept"], rec["dropped"], rec["r"], rec["s"]
     pos = k - (d < k)
     for name in ["W2"] + (["b2"] if axis == "rows" else []):
@@ -189,7 +191,7 @@ def test_adam_moments_are_carried_as_documented(seed, axis, how):
 
 def assert_is_closest(pair, params, l, kind):
     """`pair` = (i, j, cos, |v_i|, |v_j|) is a closest pair of the current vectors of layer l on `kind`."""
-    V = _vectors(params, l, kind)
+    V = vectors(params, l, kind)
     i, j, c, ni, nj = pair
     assert abs(c - eq.cos_matrix(V)[i, j]) < 1e-10 and abs(1 - c * c - eq.rare(V)) < 1e-10
     np.testing.assert_allclose([ni, nj], np.linalg.norm(V[:, [i, j]], axis=0), rtol=1e-10)
@@ -197,20 +199,20 @@ def assert_is_closest(pair, params, l, kind):
 
 def test_search_every_k_searches_on_multiples_of_k_and_remeasures_in_between():
     model, params = random_net(4, (6, 7, 7, 4), first_cols=False)
-    red = RankReducer(model, FusionRules(search_every=3))
-    red.refresh(params, 1.0, step=0)
+    red = ClosestPairs(model, FusionRules(lambda1=1.0, search_every=3))
+    red.refresh(params, step=0)
     found = dict(red.pairs)
     for l, kind in found:
         assert_is_closest(red.pairs[(l, kind)], params, l, kind)
     g = np.random.default_rng(0)
     for W in weights(model, params):
         W += 0.5 * g.standard_normal(W.shape)  # a large update: the closest pairs move
-    red.refresh(params, 1.0, step=1)
+    red.refresh(params, step=1)
     for (l, kind), pair in red.pairs.items():
         assert pair[:2] == found[(l, kind)][:2]  # the same pairs ...
-        V = _vectors(params, l, kind)
+        V = vectors(params, l, kind)
         assert abs(pair[2] - eq.cos_matrix(V)[pair[0], pair[1]]) < 1e-12  # ... measured on the new vectors
-    red.refresh(params, 1.0, step=3)
+    red.refresh(params, step=3)
     for (l, kind), pair in red.pairs.items():
         assert_is_closest(pair, params, l, kind)
 
@@ -228,6 +230,6 @@ def test_which_axes_may_fuse(l, shape, axes):
     sizes = (784, 500, 500, 500, 500, 500, 10)
     model, _ = FactorizedMLP.from_dense({f"{p}{i}": np.zeros((sizes[i], sizes[i - 1]) if p == "W" else sizes[i])
                                          for i in range(1, 7) for p in "Wb"}, sizes, 0.2, fn=False)
-    red = RankReducer(model)
+    red = ClosestPairs(model)
     red.model.shape = lambda layer: shape  # only the shape of layer l is asked
     assert red.fusable_axes(l) == axes

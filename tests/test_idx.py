@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from numpy_dlra.errors import DataError
-from numpy_dlra.idx import parse_idx, read_idx, sha256
+from numpy_dlra.data.idx import parse_idx, read_idx, sha256
 
 
 def idx_bytes(arr, code=0x08):

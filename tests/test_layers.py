@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numpy_dlra.gradcheck import check_param_grads, numerical_grad, rel_error
-from numpy_dlra.layers import Dropout, Linear, ReLU
+from numpy_dlra.nn.gradcheck import check_param_grads, numerical_grad, rel_error
+from numpy_dlra.nn.layers import Dropout, Linear, ReLU
 
 shapes = st.tuples(st.integers(1, 5), st.integers(1, 6), st.integers(1, 6))
 

@@ -2,8 +2,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numpy_dlra.gradcheck import numerical_grad, rel_error
-from numpy_dlra.losses import l2_penalty, l2_penalty_grad, softmax_cross_entropy, softmax_cross_entropy_backward
+from numpy_dlra.nn.gradcheck import numerical_grad, rel_error
+from numpy_dlra.nn.losses import l2_penalty, l2_penalty_grad, softmax_cross_entropy, softmax_cross_entropy_backward
 
 
 @given(st.integers(1, 6), st.integers(2, 7), st.floats(0.1, 30.0), st.integers(0, 2**31))

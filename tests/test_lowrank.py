@@ -1,12 +1,12 @@
-"""Seed 004: the fixed-rank layer B (C x) + b, the rank bound, and SVD truncation (Eckart-Young)."""
+"""The fixed-rank baseline (Sainath et al. 2013): the layer B (C x) + b, the rank bound, and SVD truncation (Eckart-Young)."""
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from numpy_dlra import equations as eq
-from numpy_dlra.gradcheck import check_param_grads, numerical_grad, rel_error
-from numpy_dlra.lowrank import LowRankLinear
-from numpy_dlra.mlp import MLP, init_params
+from numpy_dlra.nn.gradcheck import check_param_grads, numerical_grad, rel_error
+from numpy_dlra.nn.lowrank import LowRankLinear
+from numpy_dlra.models.mlp import MLP, init_params
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -22,7 +22,7 @@ def test_low_rank_layer_gradients_elementwise(rng):
     errors = check_param_grads(f, params, grads)
     assert max(errors.values()) < 1e-7, errors
     assert rel_error(numerical_grad(f, x), dx) < 1e-7
-    assert LowRankLinear(input_grad=False).backward(w, cache)[0] is None
+    assert LowRankLinear().backward(w, cache, input_grad=False)[0] is None
 
 
 def test_mlp_with_a_fixed_rank_last_layer_whole_network_gradient(rng):

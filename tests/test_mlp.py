@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from numpy_dlra.gradcheck import check_param_grads, directional_check
-from numpy_dlra.mlp import MLP, PAPER_SIZES, init_params
+from numpy_dlra.nn.gradcheck import check_param_grads, directional_check
+from numpy_dlra.models.mlp import MLP, PAPER_SIZES, init_params
 
 
 @pytest.mark.parametrize("lambda2", [0.0, 0.1])
@@ -63,8 +63,8 @@ def test_init_schemes():
 
 
 def test_input_gradient_when_asked_and_skipped_otherwise():
-    from numpy_dlra.gradcheck import numerical_grad, rel_error
-    from numpy_dlra.losses import softmax_cross_entropy, softmax_cross_entropy_backward
+    from numpy_dlra.nn.gradcheck import numerical_grad, rel_error
+    from numpy_dlra.nn.losses import softmax_cross_entropy, softmax_cross_entropy_backward
 
     model = MLP((5, 4, 3), dropout=0.0)
     params = init_params(model.sizes, np.random.default_rng(0), np.float64)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from numpy_dlra.optim import Adam, add_gradient_noise, noise_variance, standard_normal
+from numpy_dlra.nn.optim import Adam, add_gradient_noise, noise_variance, standard_normal
 
 
 def reference_adam(p, g, m, v, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):

@@ -1,4 +1,4 @@
-"""The second seed's pieces end to end: CIFAR-100 and MNIST loading, a CNN run, a tiny sweep-rank."""
+"""The fixed-rank baseline's pieces end to end: CIFAR-100 and MNIST loading, a CNN run, a tiny sweep-rank."""
 import io
 import json
 import pickle
@@ -7,13 +7,14 @@ import tarfile
 import numpy as np
 import pytest
 
-from numpy_dlra import datasets
+from numpy_dlra.data import datasets
 from numpy_dlra.cli import main
-from numpy_dlra.config import TrainConfig
-from numpy_dlra.datasets import load_dataset
+from numpy_dlra.experiments.config import TrainConfig
+from numpy_dlra.data.datasets import load_dataset
 from numpy_dlra.errors import ConfigError, DataError
-from numpy_dlra.fetch import md5
-from numpy_dlra.train import load_params, train
+from numpy_dlra.data.fetch import md5
+from numpy_dlra.experiments.run_folder import load_params
+from numpy_dlra.experiments.train import train
 
 
 @pytest.fixture(autouse=True)

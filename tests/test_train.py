@@ -4,11 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from numpy_dlra import checkpoint
-from numpy_dlra.config import TrainConfig
-from numpy_dlra.datasets import load_dataset
+from numpy_dlra.experiments import run_folder
+from numpy_dlra.experiments.config import TrainConfig
+from numpy_dlra.data.datasets import load_dataset
 from numpy_dlra.errors import ConfigError, UserError
-from numpy_dlra.train import load_params, train
+from numpy_dlra.experiments.run_folder import load_params
+from numpy_dlra.experiments.train import train
 
 SMALL = dict(sizes=(784, 32, 16, 10), batch_size=256, data="embedded")
 
@@ -46,7 +47,7 @@ def test_resume_is_bitwise_identical(tmp_path, data, dtype):
     assert strip(straight["final"]) == strip(resumed["final"])
     lines = [json.loads(s) for s in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3]
-    _, meta = checkpoint.load(tmp_path / "split" / "checkpoint.npz")
+    _, meta = run_folder.load_checkpoint(tmp_path / "split" / "checkpoint.npz")
     assert meta["epoch"] == 3 and meta["step"] == 3 * 18
 
 

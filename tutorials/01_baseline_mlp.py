@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
 
-from numpy_dlra.datasets import load_dataset  # noqa: E402
-from numpy_dlra.mlp import MLP, init_params  # noqa: E402
-from numpy_dlra.optim import Adam, add_gradient_noise  # noqa: E402
+from numpy_dlra.data.datasets import load_dataset  # noqa: E402
+from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
+from numpy_dlra.nn.optim import Adam, add_gradient_noise  # noqa: E402
 
 model = MLP()  # the paper's sizes and dropout 0.2
 print(f"parameters {model.param_count():,} (paper: 1.40 M), "

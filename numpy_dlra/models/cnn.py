@@ -1,7 +1,7 @@
-"""The second seed's small CNN: conv 32 3x3 - conv 32 3x3 - max pool 2x2 - dense 256 - softmax.
+"""The fixed-rank baseline's small CNN: conv 32 3x3 - conv 32 3x3 - max pool 2x2 - dense 256 - softmax.
 
-ReLU after both convolutions and the dense layer; no dropout (the seed uses none). The last layer
-is dense, or fixed-rank B (C x) + b with ``rank=r`` (seed 004). Inputs arrive flat, (B, H W C) in
+ReLU after both convolutions and the dense layer; no dropout (the report uses none). The last layer
+is dense, or fixed-rank B (C x) + b with ``rank=r`` (Sainath et al. 2013). Inputs arrive flat, (B, H W C) in
 row-major HWC order, and are viewed as images (B, H, W, C).
 
 Parameters: ``K1`` (3, 3, C_in, 32), ``b1``; ``K2`` (3, 3, 32, 32), ``b2``; ``W3`` (256, F), ``b3``
@@ -13,19 +13,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conv import Conv2D, Flatten, MaxPool2D
-from .layers import ReLU
-from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
-from .mlp import MLP, predict_batched
+from ..nn.conv import Conv2D, Flatten, MaxPool2D
+from ..nn.layers import ReLU
+from .base import Classifier
+from .mlp import MLP
 
 
 @dataclass(frozen=True)
-class CNN:
+class CNN(Classifier):
     input_shape: tuple = (28, 28, 1)  # (H, W, C)
     n_classes: int = 10
     filters: int = 32
     hidden: int = 256
     rank: int = 0  # 0: dense last layer; r > 0: fixed rank r
+    l2_kinds = "KWBC"  # Eq. (17) over every weight array: kernels, W, B, C
+    predict_batch = 500
 
     @property
     def flat(self):
@@ -70,8 +72,8 @@ class CNN:
                 caches.append(r)
         return h, caches
 
-    def backward(self, dlogits, caches):
-        """Gradients keyed like params given dL/dlogits (B, classes)."""
+    def backward(self, dlogits, caches, *, input_grad=True):
+        """(dx, grads) given dL/dlogits (B, classes): dx (B, H W C) (None with input_grad=False), grads keyed like params."""
         relu, grads = ReLU(), {}
         c1, r1, c2, r2, cp, cf, (op3, c3), r3, (op4, c4) = caches
         d, g = op4.backward(dlogits, c4)
@@ -83,23 +85,10 @@ class CNN:
         d, _ = MaxPool2D().backward(d, cp)
         for l, c, r in ((2, c2, r2), (1, c1, r1)):
             d, _ = relu.backward(d, r)
-            d, g = Conv2D(input_grad=l > 1).backward(d, c)
+            d, g = Conv2D().backward(d, c, input_grad=l > 1 or input_grad)
             grads.update({f"{k}{l}": v for k, v in g.items()})
-        return {k: grads[k] for k in sorted(grads)}
-
-    def loss_and_grads(self, params, x, y, *, training, rng, lambda2=0.0):
-        """L = L_task + lambda2 L_L2 (over every weight array: K, W, B, C); returns (L, L_task, grads)."""
-        logits, caches = self.forward(params, x, training=training, rng=rng)
-        task, ce_cache = softmax_cross_entropy(logits, y)
-        grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches)
-        loss = task
-        if lambda2:
-            loss += add_l2_(params, grads, lambda2, "KWBC")
-        return loss, task, grads
-
-    def predict(self, params, x, batch_size=500):
-        """Class predictions in evaluation mode. x: (N, H W C); returns (N,) int."""
-        return predict_batched(self, params, x, batch_size)
+        dx = d.reshape(d.shape[0], -1) if d is not None else None
+        return dx, {k: grads[k] for k in sorted(grads)}
 
     def _last(self):
         m, n, r = self.n_classes, self.hidden, self.rank

@@ -16,24 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from ..data.datasets import load_dataset
+from ..data.fetch import atomic_write_bytes
+from ..dlra.equations import truncate_svd
+from ..errors import UserError
+from ..models.mlp import MLP
+from .build import build_model
 from .config import TrainConfig
-from .datasets import load_dataset
-from .equations import truncate_svd
-from .errors import UserError
-from .factorized import LayerFactors
-from .factorized_mlp import FactorizedMLP
-from .fetch import atomic_write_bytes
-from .mlp import MLP
-from .train import accuracy, load_params, train_or_reuse
+from .run_folder import RunFolder, load_params
+from .train import accuracy, train_or_reuse
 
 
 def _finished(run, method):
-    run = Path(run)
-    try:
-        summary = json.loads((run / "summary.json").read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{run}: no finished run here (summary.json missing); train it first") from None
+    summary = RunFolder(run).summary()
+    if summary is None:
+        raise UserError(f"{run}: no finished run here (summary.json missing); train it first")
     cfg = TrainConfig.from_dict(summary["config"])
     if cfg.method not in method:
         raise UserError(f"{run}: a --method {cfg.method} run; this needs {' or '.join(method)}")
@@ -42,13 +39,9 @@ def _finished(run, method):
 
 def dlra_ranks(run):
     """{layer: (m', n', numerical rank of P FN(W') Q)} of a DLRA (or fn) run's last checkpoint."""
-    arrays, meta = checkpoint.load(Path(run) / "checkpoint.npz")
-    cfg = TrainConfig.from_dict(meta["config"])
-    struct = {k[7:]: a for k, a in arrays.items() if k.startswith("struct/")}
-    params = {k[6:]: a for k, a in arrays.items() if k.startswith("param/")}
-    L = len(cfg.sizes) - 1
-    model = FactorizedMLP(cfg.sizes, [LayerFactors.from_arrays(struct, l) for l in range(1, L + 1)], meta["fn_k"],
-                          cfg.dropout)
+    state = RunFolder(run).load()
+    model, params = build_model(state.config, state=state)
+    L = model.n_layers
     dense = model.to_dense(params)
     out = {}
     for l in range(1, L + 1):

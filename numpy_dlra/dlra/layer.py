@@ -2,24 +2,21 @@
 
 P (m x m') has one nonzero per row and Q (n' x n) one nonzero per column, so each is held as an
 (index, scale) pair per row or column -- :class:`LayerFactors`, on the host, in float64 -- and
-costs O(m + n) to apply instead of a matrix product.
+costs O(m + n) to apply instead of a matrix product. Merges (Eqs. 8-12, :mod:`.merge`) change P
+and Q; nothing else does.
 
-Feature-space reduction (Sec. 4.3). Output i of a layer is p_i u_k (u = FN(W') Q x + b', k = its
-row). For ReLU, relu(p_i u_k) = |p_i| relu(sign(p_i) u_k), so the outputs fall into groups keyed
-by (k, sign p_i), each an exact multiple of one feature relu(sign u_k). The network carries one
-coordinate per group (:class:`FeatureGroups`) and folds |p_i| into the next layer's Q: the
-next layer reads its features through the sparse connector M = Q diag|p| (grouped), an n' x G
-matrix with one entry per original unit (:func:`connector`). This is exact, for any signs.
-
-The ops below follow the contract of :mod:`numpy_dlra.layers`; their fixed structure (index maps,
-the connector) is given at construction, their trainable arrays in `params`.
+A layer of the network is four ops, after the contract of :mod:`numpy_dlra.nn.layers`:
+:class:`Connect` (Q, with the previous layer's |P| folded in: :mod:`.features`), :class:`FNLinear`
+(Eq. 15 inside Eq. 1), then :class:`.features.GroupReLU` for a hidden layer or :class:`Gather`
+(P) for the logits. Their fixed structure (index maps, the connector) is given at construction,
+their trainable arrays in `params`.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import array_module
-from .optim import scaled_add_
+from ..nn.backend import array_module, sparse_module
+from ..nn.optim import scaled_add_
 
 
 @dataclass
@@ -78,50 +75,6 @@ def _fuse_sparse(idx, scale, k, d, r, s):
     idx[idx > d] -= 1
 
 
-@dataclass
-class FeatureGroups:
-    """The reduced features of a ReLU layer (Sec. 4.3): feature g is relu(signs[g] * u[:, rows[g]]).
-
-    rows, signs : (G,)  sorted by (row, sign +1 before -1); G lies in [m', min(m, 2 m')]
-    of_unit     : (m,)  the feature that original output i is a positive multiple of (|p_i| times)
-    """
-
-    rows: np.ndarray
-    signs: np.ndarray
-    of_unit: np.ndarray
-
-    @classmethod
-    def of(cls, factors):
-        key = 2 * factors.p_idx + (factors.p_scale < 0)
-        keys, of_unit = np.unique(key, return_inverse=True)
-        return cls(keys // 2, np.where(keys % 2 == 1, -1.0, 1.0), of_unit.reshape(-1))
-
-    @property
-    def size(self):
-        return len(self.rows)
-
-    def is_identity(self, m_prime):
-        return self.size == m_prime and bool((self.signs > 0).all())
-
-
-def connector(n_prime, factors, prev_groups=None, prev_abs_scale=None):
-    """The sparse (n', G) matrix M taking the previous layer's G reduced features to this layer's Q x.
-
-    Input unit j of this layer is output j of the previous one, = |p_j| * feature of_unit[j]; Q sends
-    it to row q_idx[j] with q_scale[j]. So M[q_idx[j], of_unit[j]] += q_scale[j] |p_j| (duplicates
-    summed). For the first layer (no previous groups) M is Q itself. Returns M's coordinate triplets
-    and width, (rows (n,), cols (n,), vals (n,), G), or None when M is the identity.
-    """
-    n = len(factors.q_idx)
-    if prev_groups is None:
-        cols, vals, G = np.arange(n), factors.q_scale.copy(), n
-    else:
-        cols, vals, G = prev_groups.of_unit, factors.q_scale * prev_abs_scale, prev_groups.size
-    if G == n_prime == n and (factors.q_idx == np.arange(n)).all() and (cols == np.arange(n)).all() and (vals == 1).all():
-        return None
-    return factors.q_idx, cols, vals, G
-
-
 class Connect:
     """z = a M^T with the sparse connector M (n', G) (Q, with the previous |P| folded in).
 
@@ -132,7 +85,7 @@ class Connect:
         self.identity = spec is None
         if not self.identity:
             rows, cols, vals, G = spec
-            sp = _sparse(xp)
+            sp = sparse_module(xp)
             self.M = sp.csr_matrix((xp.asarray(vals, dtype=dtype), (xp.asarray(rows), xp.asarray(cols))),
                                    shape=(n_prime, G))
             self.MT = self.M.T.tocsr()
@@ -142,20 +95,10 @@ class Connect:
             return a, None
         return (self.M @ a.T).T, None  # (n', G) @ (G, B) -> (n', B), as (B, n')
 
-    def backward(self, dz, cache):
+    def backward(self, dz, cache, *, input_grad=True):
         if self.identity:
             return dz, {}
         return (self.MT @ dz.T).T, {}  # (G, n') @ (n', B) -> (B, G)
-
-
-def _sparse(xp):
-    if xp is np:
-        import scipy.sparse
-
-        return scipy.sparse
-    import cupyx.scipy.sparse  # pragma: no cover - GPU only
-
-    return cupyx.scipy.sparse
 
 
 class FNLinear:
@@ -165,8 +108,8 @@ class FNLinear:
     The product is taken with W' and scaled by c afterwards, so FN costs O(B m') and no copy of W'.
     """
 
-    def __init__(self, k=None, input_grad=True):
-        self.k, self.input_grad = k, input_grad
+    def __init__(self, k=None):
+        self.k = k
 
     def forward(self, params, z, *, training=False, rng=None):
         W, b = params["W"], params["b"]
@@ -178,15 +121,15 @@ class FNLinear:
         u += b
         return u, (z, W, params.get("g"), c)
 
-    def backward(self, du, cache):
+    def backward(self, du, cache, *, input_grad=True):
         z, W, g, c = cache
         gW = du.T @ z  # (m', B) @ (B, n') -> (m', n'): dL/d(c W')
         if c is None:
-            return (du @ W if self.input_grad else None), {"W": gW, "b": du.sum(axis=0)}  # (B, m') @ (m', n')
+            return (du @ W if input_grad else None), {"W": gW, "b": du.sum(axis=0)}  # (B, m') @ (m', n')
         gW, gg = fn_backward_inplace(gW, W, self.k, float(g[0]))
         grads = {"W": gW, "b": du.sum(axis=0), "g": gg}
         dz = None
-        if self.input_grad:
+        if input_grad:
             dz = du @ W  # (B, m') @ (m', n') -> (B, n')
             dz *= dz.dtype.type(c)
         return dz, grads
@@ -218,37 +161,6 @@ def fn_backward_inplace(dY, W, k, g):
     return dY, dg
 
 
-class GroupReLU:
-    """f = relu(signs * u[:, rows]): the reduced ReLU features of Sec. 4.3. u: (B, m') -> f: (B, G)."""
-
-    def __init__(self, groups, m_prime, xp, dtype):
-        self.identity = groups.is_identity(m_prime)
-        self.m_prime = m_prime
-        if not self.identity:
-            pos = groups.signs > 0
-            self.rows = xp.asarray(groups.rows)
-            self.signs = xp.asarray(groups.signs, dtype=dtype)
-            # rows are unique within each sign, so the backward scatter needs no accumulation
-            self.pos, self.neg = xp.asarray(np.flatnonzero(pos)), xp.asarray(np.flatnonzero(~pos))
-            self.rows_pos, self.rows_neg = xp.asarray(groups.rows[pos]), xp.asarray(groups.rows[~pos])
-
-    def forward(self, params, u, *, training=False, rng=None):
-        xp = array_module(u)
-        pre = u if self.identity else u[:, self.rows] * self.signs  # (B, G)
-        f = xp.maximum(pre, 0)
-        return f, f
-
-    def backward(self, df, cache):
-        d = df * (cache > 0)  # (B, G)
-        if self.identity:
-            return d, {}
-        xp = array_module(df)
-        du = xp.zeros((df.shape[0], self.m_prime), dtype=df.dtype)
-        du[:, self.rows_pos] = d[:, self.pos]
-        du[:, self.rows_neg] -= d[:, self.neg]
-        return du, {}
-
-
 class Gather:
     """y = P u for a layer without ReLU after it (the logits): y_i = p_scale[i] u[:, p_idx[i]]. (B, m') -> (B, m)."""
 
@@ -257,12 +169,12 @@ class Gather:
         self.identity = m == m_prime and bool((factors.p_idx == np.arange(m)).all() and (factors.p_scale == 1).all())
         self.m_prime = m_prime
         if not self.identity:
-            self.P = _sparse(xp).csr_matrix(
+            self.P = sparse_module(xp).csr_matrix(
                 (xp.asarray(factors.p_scale, dtype=dtype), (xp.arange(m), xp.asarray(factors.p_idx))), shape=(m, m_prime))
             self.PT = self.P.T.tocsr()
 
     def forward(self, params, u, *, training=False, rng=None):
         return (u, None) if self.identity else ((self.P @ u.T).T, None)  # (m, m') @ (m', B) -> (B, m)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad=True):
         return (dy, {}) if self.identity else ((self.PT @ dy.T).T, {})

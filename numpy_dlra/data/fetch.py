@@ -11,7 +11,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 _FILE_MODE = 0o644  # mkstemp creates 0600; data and run files are meant to be readable
 

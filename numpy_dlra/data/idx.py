@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 # IDX type code -> big-endian dtype
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -7,7 +7,7 @@ decompressed content matches. Files are written atomically, so a failure leaves 
 from pathlib import Path
 
 from . import datasets as ds
-from .errors import DataError, UserError
+from ..errors import DataError, UserError
 from .fetch import atomic_copy, atomic_write_bytes, cache_root, download, md5
 from .idx import read_idx
 

@@ -23,18 +23,12 @@ def to_numpy(a):
     return numpy.asarray(a)
 
 
-def get_xp(name: str):
-    """Return the array module called `name` ("numpy" or "cupy")."""
-    if name == "numpy":
-        return numpy
-    if name == "cupy":
-        try:
-            import cupy
-        except ImportError as exc:  # pragma: no cover - depends on the machine
-            from .errors import ConfigError
+def sparse_module(xp):
+    """scipy.sparse for NumPy arrays, cupyx.scipy.sparse for CuPy arrays (the sparse P and Q)."""
+    if xp is numpy:
+        import scipy.sparse
 
-            raise ConfigError("--backend cupy: CuPy is not installed (pip install cupy-cuda12x)") from exc
-        return cupy
-    from .errors import ConfigError
+        return scipy.sparse
+    import cupyx.scipy.sparse  # pragma: no cover - GPU only
 
-    raise ConfigError(f"unknown backend {name!r}: choose numpy or cupy")
+    return cupyx.scipy.sparse

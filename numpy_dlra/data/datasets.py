@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 from .fetch import cache_root
 from .idx import read_idx
 
@@ -28,7 +28,7 @@ FASHION_SHA256 = {
 }
 FASHION_UPSTREAM = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-EMBEDDED_PATH = Path(__file__).parent / "data" / "fashion_mnist_subset.npz"
+EMBEDDED_PATH = Path(__file__).parent / "fashion_mnist_subset.npz"
 
 # MNIST's upstream publishes the md5 of its .gz files; every mirror serves those same bytes.
 MNIST_MD5 = {
@@ -45,8 +45,6 @@ CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 CIFAR100_SIZES = {"train": 50000, "test": 10000}
 DATASETS = {"fashion-mnist": ((28, 28, 1), 10), "mnist": ((28, 28, 1), 10), "cifar100": ((32, 32, 3), 100)}
-
-N_CLASSES = 10
 
 
 def _shapes(n_train=60000, n_test=10000):
@@ -236,7 +234,7 @@ def load_dataset(which="auto", val_fraction=0.1, split_seed=0, log=None, dataset
 
     For Fashion-MNIST, `which` is "full", "embedded" or "auto" (full if available, else embedded).
     MNIST and CIFAR-100 come from the cache only (their data scripts download them); with "auto", a
-    missing MNIST falls back to Fashion-MNIST, as the second seed allows, and says so. Reports go
+    missing MNIST falls back to Fashion-MNIST, as the fixed-rank report's experiments allow, and says so. Reports go
     through `log` (default: stderr); the returned Dataset's ``name`` says what was loaded.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))

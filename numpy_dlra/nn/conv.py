@@ -1,6 +1,6 @@
-"""Convolution and max pooling for the second seed's small CNN, channels last (NHWC, as Keras).
+"""Convolution and max pooling for the fixed-rank baseline's small CNN, channels last (NHWC, as Keras).
 
-Same op contract as :mod:`numpy_dlra.layers`. The convolution is "valid" (no padding), stride 1,
+Same op contract as :mod:`numpy_dlra.nn.layers`. The convolution is "valid" (no padding), stride 1,
 computed as one GEMM over the im2col matrix, which is built (and, in backward, folded back) by
 kh * kw strided slice copies -- no Python loop over pixels, the same code on NumPy and CuPy.
 The kernel is stored as Keras stores it and as the paper writes a kernel's shape (H x W x C_i x C_o,
@@ -39,9 +39,6 @@ class Conv2D:
     With ``input_grad=False`` backward returns dx = None (the first layer never needs it).
     """
 
-    def __init__(self, input_grad: bool = True):
-        self.input_grad = input_grad
-
     def forward(self, params, x, *, training=False, rng=None):
         K, b = params["K"], params["b"]
         kh, kw, C, F = K.shape
@@ -51,13 +48,13 @@ class Conv2D:
         y += b
         return y.reshape(B, Ho, Wo, F), (cols, K, x.shape)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad=True):
         cols, K, xshape = cache
         kh, kw, C, F = K.shape
         d2 = dy.reshape(-1, F)  # (B Ho Wo, F)
         c2 = cols.reshape(d2.shape[0], -1)  # (B Ho Wo, kh kw C)
         grads = {"K": (c2.T @ d2).reshape(K.shape), "b": d2.sum(axis=0)}  # (kh kw C, B Ho Wo) @ (B Ho Wo, F)
-        if not self.input_grad:
+        if not input_grad:
             return None, grads
         dcols = (d2 @ K.reshape(-1, F).T).reshape(cols.shape)  # (B Ho Wo, F) @ (F, kh kw C)
         return _col2im(dcols, xshape[1], xshape[2]), grads
@@ -80,7 +77,7 @@ class MaxPool2D:
         y = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
         return y, (arg, x.shape)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad=True):
         arg, (B, H, W, C) = cache
         xp = array_module(dy)
         H2, W2 = H // 2, W // 2
@@ -97,5 +94,5 @@ class Flatten:
     def forward(self, params, x, *, training=False, rng=None):
         return x.reshape(x.shape[0], -1), x.shape
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad=True):
         return dy.reshape(cache), {}

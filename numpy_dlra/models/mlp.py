@@ -9,19 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import array_module
-from .layers import Dropout, Linear, ReLU
-from .lowrank import LowRankLinear
-from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
+from ..nn.layers import Dropout, Linear, ReLU
+from ..nn.lowrank import LowRankLinear
+from .base import Classifier
 
 PAPER_SIZES = (784, 500, 500, 500, 500, 500, 10)
-
-
-def predict_batched(model, params, x, batch_size):
-    """Class predictions of any of the models in evaluation mode, `batch_size` rows at a time. x: (N, ...); (N,) int."""
-    xp = array_module(x)
-    out = [model.forward(params, x[i:i + batch_size])[0].argmax(axis=1) for i in range(0, len(x), batch_size)]
-    return xp.concatenate(out)
 
 
 def init_params(sizes, rng, dtype, scheme="he", xp=None, ranks=None):
@@ -31,7 +23,7 @@ def init_params(sizes, rng, dtype, scheme="he", xp=None, ranks=None):
     ReLU, keeps activations' scale through depth); "glorot": W ~ U(+-sqrt(6 / (n_in + n_out)));
     biases 0. Draws are made in float64 from `rng` in layer order, then cast, so float32 and
     float64 runs of one seed start from the same weights (up to rounding).
-    `ranks` ({layer: r}) makes those layers fixed-rank (seed 004): C ~ N(0, 2 / n_in) and
+    `ranks` ({layer: r}) makes those layers fixed-rank (Sainath et al. 2013): C ~ N(0, 2 / n_in) and
     B ~ N(0, 1 / r), so that B C has the variance of a He-initialized W.
 
     Returns
@@ -62,22 +54,24 @@ def init_params(sizes, rng, dtype, scheme="he", xp=None, ranks=None):
 
 
 @dataclass(frozen=True)
-class MLP:
-    """Forward/backward of the whole network, composed from the ops in :mod:`numpy_dlra.layers`."""
+class MLP(Classifier):
+    """Forward/backward of the whole network, composed from the ops in :mod:`numpy_dlra.nn.layers`."""
 
     sizes: tuple = PAPER_SIZES
     dropout: float = 0.2
-    ranks: tuple = ()  # ((layer, r), ...): fixed-rank layers B C (seed 004); see init_params
+    ranks: tuple = ()  # ((layer, r), ...): fixed-rank layers B C (Sainath et al. 2013); see init_params
+    l2_kinds = "WBC"  # Eq. (17) over W, or a fixed-rank layer's B and C
+
     @property
     def n_layers(self):
         return len(self.sizes) - 1
 
     @staticmethod
-    def layer(params, l, input_grad=True):
+    def layer(params, l):
         """Layer l's op and its parameters: Linear (W, b), or LowRankLinear (B, C, b) when params hold B{l}."""
         if f"B{l}" in params:
-            return LowRankLinear(input_grad), {"B": params[f"B{l}"], "C": params[f"C{l}"], "b": params[f"b{l}"]}
-        return Linear(input_grad), {"W": params[f"W{l}"], "b": params[f"b{l}"]}
+            return LowRankLinear(), {"B": params[f"B{l}"], "C": params[f"C{l}"], "b": params[f"b{l}"]}
+        return Linear(), {"W": params[f"W{l}"], "b": params[f"b{l}"]}
 
     def forward(self, params, x, *, training=False, rng=None):
         """Logits for a batch. x: (B, sizes[0]); returns logits (B, sizes[-1]) and the cache."""
@@ -94,7 +88,7 @@ class MLP:
                 caches.append((c_relu, c_drop))
         return h, caches
 
-    def backward(self, dlogits, caches, input_grad=True):
+    def backward(self, dlogits, caches, *, input_grad=True):
         """Gradients of every parameter given dL/dlogits (B, C).
 
         Returns (dx, grads): dx (B, sizes[0]) is dL/dx, or None with ``input_grad=False``.
@@ -105,7 +99,7 @@ class MLP:
         i = len(caches) - 1
         for l in range(self.n_layers, 0, -1):
             op, c = caches[i]
-            d, g = type(op)(l > 1 or input_grad).backward(d, c)  # layer 1's dx only when asked for
+            d, g = op.backward(d, c, input_grad=l > 1 or input_grad)  # layer 1's dx only when asked for
             grads.update({f"{k}{l}": v for k, v in g.items()})
             i -= 1
             if l > 1:
@@ -114,23 +108,6 @@ class MLP:
                 d, _ = relu.backward(d, c_relu)
                 i -= 1
         return d, grads
-
-    def loss_and_grads(self, params, x, y, *, training, rng, lambda2=0.0):
-        """L = L_task + lambda2 * L_L2 (paper Eq. 18 without the RaRe term) and dL/dparams.
-
-        Returns (total loss, task loss, grads keyed like params).
-        """
-        logits, caches = self.forward(params, x, training=training, rng=rng)
-        task, ce_cache = softmax_cross_entropy(logits, y)
-        _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
-        loss = task
-        if lambda2:  # Eq. (17) over the weight matrices (W, or a fixed-rank layer's B and C)
-            loss += add_l2_(params, grads, lambda2, "WBC")
-        return loss, task, grads
-
-    def predict(self, params, x, batch_size=2000):
-        """Class predictions in evaluation mode (no dropout). x: (N, sizes[0]); returns (N,) int."""
-        return predict_batched(self, params, x, batch_size)
 
     def layer_stats(self):
         """Per layer: m (outputs), n (inputs), feat (= m: no feature reduction in the dense net)."""

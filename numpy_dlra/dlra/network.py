@@ -2,24 +2,25 @@
 
 Layer l (1-based) has trainable ``W{l}`` (m'_l, n'_l), ``b{l}`` (m'_l,) and, with Frobenius
 Normalization, ``g{l}`` (1,); its P and Q are the host-side :class:`LayerFactors` in
-``model.factors[l - 1]``, changed only by merges (:mod:`numpy_dlra.fusion`), after which
+``model.factors[l - 1]``, changed only by merges (:mod:`numpy_dlra.dlra.merge`), after which
 :meth:`FactorizedMLP.rebuild` re-derives the feature groups, connectors and dropout rates.
 
 Per hidden layer the forward pass is  connector -> FN linear -> grouped ReLU -> dropout, and the
 last layer is  connector -> FN linear -> P (a gather). Before any merge every P, Q is the
 identity, every op takes its identity fast path, and without FN the network computes exactly what
-:class:`numpy_dlra.mlp.MLP` computes (bit for bit).
+:class:`numpy_dlra.models.mlp.MLP` computes (bit for bit).
 """
 import numpy as np
 
+from ..models.base import Classifier
+from ..nn.backend import to_numpy
+from ..nn.layers import Dropout
 from .equations import dropout_rate
-from .factorized import Connect, FeatureGroups, FNLinear, Gather, GroupReLU, LayerFactors, connector, fn_scale
-from .layers import Dropout
-from .losses import add_l2_, softmax_cross_entropy, softmax_cross_entropy_backward
-from .mlp import predict_batched
+from .features import FeatureGroups, GroupReLU, connector
+from .layer import Connect, FNLinear, Gather, LayerFactors, fn_scale
 
 
-class FactorizedMLP:
+class FactorizedMLP(Classifier):
     """Forward/backward of the factorized network; holds the fixed structure, never trainable arrays.
 
     sizes   : the dense widths (784, 500, ..., 10); layer l maps sizes[l-1] -> sizes[l]
@@ -67,7 +68,7 @@ class FactorizedMLP:
             f = self.factors[l - 1]
             prev = () if l == 1 else (self.groups[l - 2], np.abs(self.factors[l - 2].p_scale))
             conn = Connect(connector(np_, f, *prev), np_, xp, dt)
-            lin = FNLinear(self.fn_k[l - 1] if self.fn_k else None, input_grad=l > 1)
+            lin = FNLinear(self.fn_k[l - 1] if self.fn_k else None)
             if l < L:
                 act = GroupReLU(self.groups[l - 1], mp, xp, dt)
                 drop = Dropout(dropout_rate(self.groups[l - 1].size, self.sizes[l], self.dropout))  # Eq. (14)
@@ -94,7 +95,7 @@ class FactorizedMLP:
             caches.append((c_lin, c_act, c_drop))
         return a, caches
 
-    def backward(self, dlogits, caches, input_grad=True):
+    def backward(self, dlogits, caches, *, input_grad=True):
         """Gradients of every trainable array given dL/dlogits (B, C).
 
         Returns (dx, grads): grads keyed like params; dx (B, sizes[0]) is dL/dx, or None with
@@ -107,33 +108,15 @@ class FactorizedMLP:
             if drop is not None:
                 d, _ = drop.backward(d, c_drop)
             d, _ = act.backward(d, c_act)
-            if l == 1 and input_grad:
-                lin = FNLinear(lin.k, input_grad=True)  # ops are stateless: a twin that also returns dz
-            d, g = lin.backward(d, c_lin)
+            d, g = lin.backward(d, c_lin, input_grad=l > 1 or input_grad)  # layer 1's dz only when asked for
             for k, v in g.items():
                 grads[f"{k}{l}"] = v
             if l > 1 or input_grad:
                 d, _ = conn.backward(d, None)
         return d, grads
 
-    def loss_and_grads(self, params, x, y, *, training, rng, lambda2=0.0):
-        """L = L_task + lambda2 L_L2 (Eqs. 17-18 without RaRe; see :mod:`numpy_dlra.fusion`); returns (L, L_task, grads)."""
-        logits, caches = self.forward(params, x, training=training, rng=rng)
-        task, ce_cache = softmax_cross_entropy(logits, y)
-        _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
-        loss = task
-        if lambda2:
-            loss += add_l2_(params, grads, lambda2, "W")  # Eq. (17) on the trainable W'
-        return loss, task, grads
-
-    def predict(self, params, x, batch_size=2000):
-        """Class predictions in evaluation mode. x: (N, sizes[0]); returns (N,) int."""
-        return predict_batched(self, params, x, batch_size)
-
     def to_dense(self, params):
         """The equivalent dense parameters W_l = P FN(W'_l) Q (m_l, n_l), b_l = P b'_l, in float64 NumPy."""
-        from .backend import to_numpy
-
         dense = {}
         for l in range(1, self.n_layers + 1):
             f, (mp, np_) = self.factors[l - 1], self.shape(l)

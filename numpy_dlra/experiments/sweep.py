@@ -1,11 +1,11 @@
-"""The second seed's experiment: sweep the rank of the last layer and tabulate what it costs.
+"""The fixed-rank baseline's experiment (Sainath et al. 2013): sweep the rank of the last layer and tabulate it.
 
 ``sweep_rank`` trains the full-rank network and one network per rank r (last layer B C, both
-trainable), each with :func:`numpy_dlra.train.train` into its own folder under `out`, and writes:
-- ``table.md``     the seed's Table 1/2: rank, error rate, trainable parameters (reduction %),
+trainable), each with :func:`numpy_dlra.experiments.train.train` into its own folder under `out`, and writes:
+- ``table.md``     the report's Tables 1-2: rank, error rate, trainable parameters (reduction %),
                    training time; plus the spectral distance of the last column;
 - ``results.json`` the same numbers, machine-readable;
-- ``spectral.png`` the seed's Illustrations 1-2: ||W - W_r||_2 against r, where W is the trained
+- ``spectral.png`` the report's Illustrations 1-2: ||W - W_r||_2 against r, where W is the trained
                    full-rank last layer and W_r its best rank-r approximation (= sigma_{r+1}).
 A finished run folder is reused and an unfinished one resumed, so an interrupted sweep continues.
 """
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
-from .fetch import atomic_write_bytes
-from .train import load_params, train_or_reuse
+from ..data.fetch import atomic_write_bytes
+from ..nn.backend import to_numpy
+from .run_folder import load_params
+from .train import train_or_reuse
 
 
 def last_layer(params):
@@ -59,7 +60,7 @@ def sweep_rank(base, ranks, out, log=print):
 
 
 def table(result):
-    """The seed's table as markdown, with a caption that says what was run."""
+    """The report's table as markdown, with a caption that says what was run."""
     c, rows = result["config"], result["rows"]
     m, n = result["last_layer_shape"]
     used = rows[0]["dataset"]
@@ -80,7 +81,7 @@ def table(result):
 
 
 def plot_spectral(result, path):
-    """Illustrations 1-2 of the seed: spectral distance between the full-rank last layer and its rank-r SVD."""
+    """The report's Illustrations 1-2: spectral distance between the full-rank last layer and its rank-r SVD."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,12 +1,14 @@
 """The layers of the MLP, each a stateless op with the contract
 
     forward(params, x, *, training, rng) -> (y, cache)
-    backward(dy, cache) -> (dx, grads)
+    backward(dy, cache, *, input_grad=True) -> (dx, grads)
 
 `params` is a dict of arrays (empty for ops without parameters); `grads` has the same keys.
 `backward` reads only its cache, never recomputes the forward pass and never writes into `dy`.
 The ops hold hyperparameters only (e.g. the dropout rate), never arrays, so one instance can be
-shared and a forward/backward pair is a pure function of its inputs.
+shared and a forward/backward pair is a pure function of its inputs. With ``input_grad=False`` an
+op with parameters returns dx = None and skips that product (the first layer's input gradient is
+never needed in training); ops without parameters ignore it.
 """
 from .backend import array_module
 
@@ -20,20 +22,17 @@ class Linear:
     input gradient is never needed (for 784-500 at batch 128 that is ~10 % of a step's FLOPs).
     """
 
-    def __init__(self, input_grad: bool = True):
-        self.input_grad = input_grad
-
     def forward(self, params, x, *, training=False, rng=None):
         W, b = params["W"], params["b"]
         y = x @ W.T  # (B, n) @ (n, m) -> (B, m)
         y += b
         return y, (x, W)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad=True):
         x, W = cache
         gW = dy.T @ x  # (m, B) @ (B, n) -> (m, n)
         gb = dy.sum(axis=0)  # (m,)
-        dx = dy @ W if self.input_grad else None  # (B, m) @ (m, n) -> (B, n)
+        dx = dy @ W if input_grad else None  # (B, m) @ (m, n) -> (B, n)
         return dx, {"W": gW, "b": gb}
 
 
@@ -45,7 +44,7 @@ class ReLU:
         y = xp.maximum(x, 0)
         return y, y
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad=True):
         y = cache
         return dy * (y > 0), {}
 
@@ -72,7 +71,7 @@ class Dropout:
         mask = (u >= self.rate) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * mask, mask
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, *, input_grad=True):
         mask = cache
         if mask is None:
             return dy.copy(), {}

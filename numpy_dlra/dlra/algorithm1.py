@@ -1,0 +1,84 @@
+"""Algorithm 1 of the paper, one step: the loss, RaRe, noise, Adam, the closest pairs, the merges.
+
+Every training step of every method is this function; the baseline and fn skip what they lack:
+
+    1. L = L_task + lambda2 L_L2 and its gradient (Eqs. 17-18)          model.loss_and_grads
+    2. + lambda1 L_RaRe at the closest pairs, and its gradient (Eq. 16)  rare.rare_term      (dlra)
+    3. gradient noise, variance eta / (1 + t)^gamma                      nn.optim             (eta > 0)
+    4. the Adam update                                                    nn.optim.Adam
+    5. one Gram per layer and axis of the updated W': the closest pairs  pairs.refresh       (dlra)
+    6. while a closest pair meets Eq. (13): fuse it (Eqs. 8-12)          merge.merge_step    (dlra)
+
+The pairs found in 5 serve the merge test of 6 right away and the RaRe term of the next step's 2,
+so each step computes each Gram once. The trainer (:mod:`numpy_dlra.experiments.train`), the
+benchmarks and the tests all call :func:`train_step`.
+"""
+import math
+import time
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+from ..nn.optim import add_gradient_noise
+from .merge import merge_step
+from .rare import rare_term
+
+PHASES = ("forward+backward", "RaRe term", "gradient noise", "adam", "Grams and closest pairs", "merge test and merges")
+
+
+@dataclass
+class StepResult:
+    loss: float  # L = L_task + lambda1 L_RaRe + lambda2 L_L2, before the update
+    task: float  # L_task
+    rare: float = 0.0  # L_RaRe (unweighted)
+    merges: list = field(default_factory=list)  # one record per fusion made after the update
+
+
+def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe=None, clock=None):
+    """One step of Algorithm 1 on the batch x (B, n_in), y (B,); params and opt_state change in place.
+
+    model : MLP, CNN or FactorizedMLP (any :class:`numpy_dlra.models.base.Classifier`)
+    opt, opt_state : :class:`numpy_dlra.nn.optim.Adam` and its state (``t`` counts the updates)
+    cfg   : the run's settings (lambda2, grad_noise_eta, grad_noise_gamma; a TrainConfig)
+    rngs  : generators "dropout" and "noise"
+    pairs : :class:`.pairs.ClosestPairs` for DLRA (holds lambda1 and the Eq. 13 thresholds), else None
+    probe : (P, n_in) fixed inputs whose logits each merge record compares, or None
+    clock : a dict phase -> seconds (keys :data:`PHASES`) to accumulate the time of each phase, or None
+    Raises UserError when the loss is not finite.
+    """
+    tick = _Clock(clock)
+    loss, task, grads = model.loss_and_grads(params, x, y, training=True, rng=rngs["dropout"], lambda2=cfg.lambda2)
+    tick("forward+backward")
+    rare = 0.0
+    if pairs is not None and pairs.rules.lambda1:
+        rare = rare_term(pairs, params, grads)  # adds lambda1 dL_RaRe/dW' into grads
+        loss += pairs.rules.lambda1 * rare
+    tick("RaRe term")
+    if not math.isfinite(loss):
+        raise UserError(f"the loss became {loss} at step {opt_state['t'] + 1}; "
+                        "lower --lr or --grad-noise-eta, or use --dtype float64")
+    if cfg.grad_noise_eta > 0:
+        add_gradient_noise(grads, opt_state["t"], cfg.grad_noise_eta, rngs["noise"], cfg.grad_noise_gamma)
+    tick("gradient noise")
+    opt.step(params, grads, opt_state)
+    tick("adam")
+    merges = []
+    if pairs is not None:
+        step = opt_state["t"]
+        pairs.refresh(params, step)  # the one Gram per layer and axis of this step
+        tick("Grams and closest pairs")
+        merges = merge_step(pairs, params, opt_state, step, probe)
+        tick("merge test and merges")
+    return StepResult(loss, task, rare, merges)
+
+
+class _Clock:
+    """tick(phase) adds the time since the last tick to totals[phase] (a no-op without totals)."""
+
+    def __init__(self, totals):
+        self.totals, self.t = totals, time.perf_counter()
+
+    def __call__(self, phase):
+        if self.totals is not None:
+            now = time.perf_counter()
+            self.totals[phase] = self.totals.get(phase, 0.0) + now - self.t
+            self.t = now

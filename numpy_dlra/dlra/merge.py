@@ -1,0 +1,99 @@
+"""Merging (paper Eqs. 8-13): when a pair of vectors is parallel enough, fuse it and shrink W'.
+
+After every optimizer update (Algorithm 1), layer by layer, while the closest pair on a fusable
+axis of the current W' meets Eq. (13) (:func:`numpy_dlra.dlra.equations.meets_eq13`), the longer
+vector d is fused into the shorter one k: w_d ~ r w_k, s = sqrt(r^2 + 1), w_k <- s w_k, w_d is
+removed, and Q (columns) or P (rows, with the bias) follow the corrected Eqs. (8)-(12), so the
+layer's function is unchanged when the pair is exactly parallel. Adam's moments follow the merged
+vector (``adam_merge``). The model is then rebuilt and the merged layer's pairs computed afresh.
+
+Eq. (13) is asymmetric in (i, j); the reading here rescales the dropped (longer) vector to the
+kept (shorter) one: D_euc = |w_k| sqrt(2 (1 - |cos|)), from the Gram (absolute error about
+|w_k| sqrt(2 eps), 5e-4 |w_k| in float32, far below tau_euc = 0.1).
+"""
+import math
+
+import numpy as np
+
+from ..nn.backend import array_module
+from .equations import fusion_ratio, meets_eq13
+from .pairs import vectors
+
+
+def candidate(pairs, l, axis):
+    """The closest pair on `axis` of layer l as (kept, dropped, cos, D_euc); rows are [w', b'] rows."""
+    i, j, c, ni, nj = pairs.pairs[(l, "rows+b" if axis == "rows" else axis)]
+    k, d = (i, j) if ni <= nj else (j, i)
+    return k, d, c, min(ni, nj) * math.sqrt(max(0.0, 2.0 * (1.0 - abs(c))))
+
+
+def merge_step(pairs, params, opt_state, step, probe=None):
+    """Fuse, layer by layer, while the closest pair on a fusable axis meets Eq. (13).
+
+    Call after each optimizer update and ``pairs.refresh``. Updates params, Adam's state, the
+    factors and the model in place; returns one record per merge. `probe` (B, n_in), if given, is a
+    fixed batch whose eval-mode logits are compared before and after each merge (probe_change: the
+    largest absolute change of a logit).
+    """
+    model, rules = pairs.model, pairs.rules
+    records, before = [], None
+    for l in range(1, model.n_layers + 1):
+        while True:
+            for axis in pairs.fusable_axes(l):
+                k, d, c, d_euc = candidate(pairs, l, axis)
+                if meets_eq13(c, d_euc, rules.tau_cos, rules.tau_euc):
+                    break
+            else:
+                break
+            if probe is not None and before is None:
+                before = model.forward(params, probe)[0]
+            r, s = fuse(model, params, opt_state, l, axis, k, d, rules)
+            model.rebuild()
+            pairs.refresh(params, layers=[l])  # the merged layer's Grams and pairs, afresh
+            rec = {"step": step, "layer": l, "axis": axis, "kept": k, "dropped": d, "r": r, "s": s,
+                   "cos": c, "d_euc": d_euc, "shape": list(model.shape(l))}
+            if probe is not None:
+                after = model.forward(params, probe)[0]
+                rec["probe_change"] = float(abs(after - before).max())
+                before = after
+            records.append(rec)
+    return records
+
+
+def fuse(model, params, opt_state, l, axis, k, d, rules):
+    """Fuse vector d into k on `axis` ("cols" or "rows") of layer l (Eqs. 8-12, corrected); returns (r, s).
+
+    Columns: W' (m', n') loses column d, Q loses row d. Rows: W' loses row d and b' entry d, P loses
+    column d. Adam's m and v lose the same entries; with ``rules.adam_merge == "carry"`` the kept
+    entries become m_k <- (r m_d + m_k)/s (exact: the merged vector's gradient is (r g_d + g_k)/s)
+    and v_k <- (r^2 v_d + v_k)/s^2 (its analogue); with "reset" they are zeroed.
+    """
+    cols = axis == "cols"
+    V = vectors(params, l, "cols" if cols else "rows+b")
+    r = fusion_ratio(V[:, d].astype(np.float64), V[:, k].astype(np.float64), rules.fuse_ratio)
+    s = math.sqrt(r * r + 1.0)
+    for name in [f"W{l}"] if cols else [f"W{l}", f"b{l}"]:
+        p, m, v = params[name], opt_state["m"][name], opt_state["v"][name]
+        by_col = cols and p.ndim == 2
+        P, M, V = (a.T if by_col else a for a in (p, m, v))  # views: the merged vectors along axis 0
+        dt = p.dtype.type
+        P[k] *= dt(s)  # Eq. (10): the kept vector scaled by s
+        if rules.adam_merge == "carry":  # the merged vector's gradient is (r g_d + g_k)/s
+            M[k] = (M[d] * dt(r) + M[k]) / dt(s)
+            V[k] = (V[d] * dt(r * r) + V[k]) / dt(s * s)
+        else:
+            M[k], V[k] = 0, 0
+        ax = 1 if by_col else 0
+        params[name] = _delete(p, d, ax)
+        opt_state["m"][name], opt_state["v"][name] = _delete(m, d, ax), _delete(v, d, ax)
+    f = model.factors[l - 1]
+    (f.fuse_columns if cols else f.fuse_rows)(k, d, r, s)
+    return r, s
+
+
+def _delete(a, d, axis):
+    """`a` without index d along `axis`, as a fresh contiguous array."""
+    xp = array_module(a)
+    keep = xp.ones(a.shape[axis], dtype=bool)
+    keep[d] = False
+    return xp.ascontiguousarray(xp.compress(keep, a, axis=axis))

@@ -1,0 +1,43 @@
+"""The RaRe term of the loss (paper Eqs. 6, 7, 16) and its gradient, at the closest pairs.
+
+RaRe(W) = 1 - cos^2(w_i, w_j) for the closest pair (i, j) of W's columns (Eq. 7); Eq. (16) sums it
+over every layer and both axes (W' and W'^T), weighted by each layer's size. Only the closest pair
+enters, so the gradient touches two vectors per axis: O(m + n) work on top of the Grams that
+:mod:`.pairs` computes once per step anyway. The reference definitions are
+:func:`numpy_dlra.dlra.equations.rare`, ``rare_grad`` and ``rare_loss_total``; the tests check
+that this agrees with them.
+"""
+from .pairs import vectors
+
+
+def rare_term(pairs, params, grads):
+    """Return L_RaRe (Eq. 16) and add lambda1 dL_RaRe/dW' into `grads` (in place).
+
+    L_RaRe = 1/(2c) sum_l m'n' [RaRe(W'_l) + RaRe(W'_l^T)], c = sum_l m'n'; RaRe at the closest pair
+    (i, j) with cosine c_ij has gradient -2 c_ij (w_j/(|w_i||w_j|) - c_ij w_i/|w_i|^2) in w_i (and
+    symmetrically), 0 elsewhere. With rare_axes="fusable" only the fusable axes' terms are summed.
+    `pairs` is the :class:`.pairs.ClosestPairs` of the current W' (its last refresh); lambda1 is
+    ``pairs.rules.lambda1``. Vectors of a pair that are zero contribute no gradient.
+    """
+    model, lambda1 = pairs.model, pairs.rules.lambda1
+    L = model.n_layers
+    sizes = {l: model.shape(l) for l in range(1, L + 1)}
+    c_tot = sum(m * n for m, n in sizes.values())
+    total = 0.0
+    for l in range(1, L + 1):
+        m, n = sizes[l]
+        weight = m * n / (2.0 * c_tot)
+        for axis in pairs.rare_axes(l):
+            if (l, axis) not in pairs.pairs:  # fewer than two vectors: RaRe is 0
+                continue
+            i, j, c, ni, nj = pairs.pairs[(l, axis)]
+            total += weight * (1.0 - c * c)
+            if ni == 0.0 or nj == 0.0:
+                continue
+            V = vectors(params, l, axis)
+            gV = grads[f"W{l}"] if axis == "cols" else grads[f"W{l}"].T  # a view: updates grads
+            a = lambda1 * weight * -2.0 * c
+            wi, wj = V[:, i].copy(), V[:, j].copy()
+            gV[:, i] += (a / (ni * nj)) * wj - (a * c / ni**2) * wi
+            gV[:, j] += (a / (ni * nj)) * wi - (a * c / nj**2) * wj
+    return total

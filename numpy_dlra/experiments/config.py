@@ -1,0 +1,167 @@
+"""The configuration of one training run: a dataclass, the one source of every setting.
+
+Each field is a flag of ``numpy-dlra train`` (``batch_size`` is ``--batch-size``); its help and
+choices live here, in the field's metadata, and :mod:`numpy_dlra.cli` builds the flags from them.
+Where the paper is silent the default is our choice and the help says so (docs/choices.md gives the
+evidence). Construction validates every field; an error names the flag and what to do.
+"""
+import dataclasses
+from argparse import ArgumentTypeError
+from dataclasses import dataclass, field
+
+from ..data.datasets import DATASETS
+from ..errors import ConfigError
+from ..models.mlp import PAPER_SIZES
+
+METHODS = ("baseline", "fn", "dlra")
+RETIRED_KEYS = {"extra": {}}  # keys older run folders hold, with the only value they ever had
+
+
+def _f(default, help, choices=None, type=None):
+    """A config field with its flag's help (and choices, and a parser for non-scalar values)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "type": type})
+
+
+def parse_ints(text):
+    """'784,500,10' -> (784, 500, 10)."""
+    try:
+        return tuple(int(s) for s in str(text).split(",") if s.strip())
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r}: give comma-separated integers, e.g. 784,500,10") from None
+
+
+def parse_layer_ranks(text):
+    """'2:497,3:494' -> ((2, 497), (3, 494))."""
+    try:
+        pairs = tuple(tuple(int(v) for v in p.split(":")) for p in str(text).split(",") if p.strip())
+    except ValueError:
+        pairs = ((),)
+    if any(len(p) != 2 for p in pairs):
+        raise ArgumentTypeError(f"{text!r}: give LAYER:RANK pairs, e.g. 2:497,3:494")
+    return pairs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = _f("baseline", "baseline: the paper's dense MLP; fn: + Frobenius Normalization; "
+                     "dlra: fn + RaRe + fusing (Algorithm 1)", METHODS)
+    model: str = _f("mlp", "mlp: the paper's 784-500x5-10; cnn: the fixed-rank baseline's small CNN", ("mlp", "cnn"))
+    dataset: str = _f("fashion-mnist", "fashion-mnist (the paper's); mnist (falls back to Fashion-MNIST with "
+                      "--data auto); cifar100", tuple(DATASETS))
+    rank: int = _f(0, "> 0: the last layer is fixed-rank B C of this rank (Sainath et al. 2013; baseline only); 0: dense")
+    layer_ranks: tuple = _f((), "fixed-rank B C for any MLP layers, as LAYER:RANK,... (e.g. 2:497,3:494; baseline only)",
+                            type=parse_layer_ranks)
+    init_from: str = _f("", "a .npz of parameters to start from instead of the random initialization")
+    epochs: int = _f(10, "epochs to train (paper: 2000)")
+    batch_size: int = _f(128, "examples per step (paper: not stated; our choice)")
+    seed: int = _f(0, "seeds the initialization, shuffling, dropout and noise")
+    dtype: str = _f("float32", "floating-point type of the arrays", ("float32", "float64"))
+    data: str = _f("auto", "full Fashion-MNIST, the embedded 5000/1000 subset, or auto (full when found)",
+                   ("auto", "full", "embedded"))
+    sizes: tuple = _f(None, "MLP widths, comma-separated (default 784,500,500,500,500,500,10; "
+                      "3072,...,100 for cifar100)", type=parse_ints)
+    lr: float = _f(1e-3, "Adam's learning rate (paper)")
+    beta1: float = _f(0.9, "Adam's beta1 (paper)")
+    beta2: float = _f(0.999, "Adam's beta2 (paper)")
+    eps: float = _f(1e-8, "Adam's epsilon (paper: not stated; Adam's usual value)")
+    dropout: float = _f(0.2, "dropout rate r0 after every hidden layer (paper)")
+    grad_noise_eta: float = _f(1e-4, "gradient-noise variance scale eta (paper: not stated; our choice; 0 = off)")
+    grad_noise_gamma: float = _f(0.55, "gradient-noise decay: variance eta / (1 + t)^gamma (Neelakantan et al.)")
+    lambda1: float = _f(None, "RaRe weight, Eq. 18 (default 20 for dlra, as the paper; 0 otherwise)", type=float)
+    lambda2: float = _f(None, "L2 weight, Eqs. 17-18 (default 0.1 for dlra, as the paper; 0 otherwise)", type=float)
+    tau_cos: float = _f(1e-4, "Eq. 13's threshold on 1 - |cos| (paper)")
+    tau_euc: float = _f(1e-1, "Eq. 13's threshold on D_euc (paper)")
+    fuse_ratio: str = _f("lstsq", "r of Eq. 9: lstsq <w_d,w_k>/<w_k,w_k> (our choice) or sum, the paper's "
+                         "sum(w_d)/sum(w_k)", ("lstsq", "sum"))
+    rare_axes: str = _f("all", "all: RaRe on every layer and axis (Eq. 16 as printed); fusable: only the axes "
+                        "that may fuse (an experiment)", ("all", "fusable"))
+    adam_merge: str = _f("carry", "Adam's moments of a merged vector: carry (our choice) or reset to zero",
+                         ("carry", "reset"))
+    search_every: int = _f(1, "1: find the closest pairs from fresh Grams every step (exact); K > 1: every K-th "
+                           "step, re-measuring the last pairs in between (an approximation)")
+    probe_size: int = _f(256, "validation images whose logits merges.jsonl compares before and after each merge (0: off)")
+    init: str = _f("he", "weight initialization (paper: not stated; our choice: he)", ("he", "glorot"))
+    val_fraction: float = _f(0.1, "fraction of the training set held out for validation (paper)")
+    split_seed: int = _f(0, "seed of the stratified validation split (the same for every run seed)")
+
+    def __post_init__(self):
+        (h, w, c), classes = DATASETS.get(self.dataset, ((28, 28, 1), 10))
+        if self.sizes is None:
+            object.__setattr__(self, "sizes", (h * w * c,) + PAPER_SIZES[1:-1] + (classes,))
+        dlra = self.method == "dlra"
+        if self.lambda1 is None:
+            object.__setattr__(self, "lambda1", 20.0 if dlra else 0.0)
+        if self.lambda2 is None:
+            object.__setattr__(self, "lambda2", 0.1 if dlra else 0.0)
+
+        def need(ok, name, what, value=None):
+            if not ok:
+                value = getattr(self, name) if value is None else value
+                raise ConfigError(f"{flag(name)} {value!r}: {what}")
+
+        for f in dataclasses.fields(self):
+            choices = f.metadata["choices"]
+            if choices:
+                need(getattr(self, f.name) in choices, f.name, f"choose one of {', '.join(choices)}")
+        try:
+            object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+        except (TypeError, ValueError):
+            need(False, "sizes", "give integer widths, e.g. 784,500,10")
+        try:
+            object.__setattr__(self, "layer_ranks", tuple((int(l), int(r)) for l, r in self.layer_ranks))
+        except (TypeError, ValueError):
+            need(False, "layer_ranks", "give LAYER:RANK pairs, e.g. 2:497,3:494")
+        for name in ("epochs", "batch_size"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1")
+        need(isinstance(self.seed, int) and 0 <= self.seed < 2**63, "seed", "must be an integer in [0, 2^63)")
+        need(len(self.sizes) >= 2 and all(s >= 1 for s in self.sizes), "sizes",
+             "need at least an input and an output width, all >= 1")
+        need(self.sizes[0] == h * w * c and self.sizes[-1] == classes, "sizes",
+             f"{self.dataset} needs input width {h * w * c} and output width {classes}")
+        need(self.model == "mlp" or self.method == "baseline", "method", "fn and dlra are built for the MLP (--model mlp)")
+        need(isinstance(self.rank, int) and self.rank >= 0, "rank", "must be an integer >= 0 (0 = full rank)")
+        need(self.rank == 0 or self.method == "baseline", "rank",
+             "a fixed-rank last layer goes with --method baseline (DLRA finds its ranks itself)")
+        need(not self.layer_ranks or (self.model == "mlp" and self.method == "baseline"), "layer_ranks",
+             "fixed-rank hidden layers go with --model mlp --method baseline")
+        for l, r in self.layer_ranks:
+            need(1 <= l < len(self.sizes) and 1 <= r <= min(self.sizes[l], self.sizes[l - 1]), "layer_ranks",
+                 f"layer {l} of {len(self.sizes) - 1} has no rank {r}", value=f"{l}:{r}")
+        last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (classes, 256)
+        need(self.rank <= min(last), "rank", f"the last layer is {last[0]} x {last[1]}: at most {min(last)}")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(0 <= self.beta1 < 1, "beta1", "must be in [0, 1)")
+        need(0 <= self.beta2 < 1, "beta2", "must be in [0, 1)")
+        need(self.eps > 0, "eps", "must be > 0")
+        need(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        need(self.grad_noise_eta >= 0, "grad_noise_eta", "must be >= 0 (0 turns noise off)")
+        need(self.grad_noise_gamma >= 0, "grad_noise_gamma", "must be >= 0")
+        need(self.lambda2 >= 0, "lambda2", "must be >= 0")
+        need(self.lambda1 >= 0, "lambda1", "must be >= 0")
+        need(dlra or self.lambda1 == 0, "lambda1", "the RaRe term belongs to --method dlra")
+        need(0 < self.tau_cos <= 1, "tau_cos", "must be in (0, 1]")
+        need(self.tau_euc > 0, "tau_euc", "must be > 0")
+        need(isinstance(self.search_every, int) and self.search_every >= 1, "search_every",
+             "must be an integer >= 1 (1 = exact)")
+        need(isinstance(self.probe_size, int) and self.probe_size >= 0, "probe_size", "must be an integer >= 0")
+        need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
+        need(isinstance(self.split_seed, int) and self.split_seed >= 0, "split_seed", "must be an integer >= 0")
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["sizes"] = list(self.sizes)
+        d["layer_ranks"] = [list(p) for p in self.layer_ranks]
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        d = {k: v for k, v in d.items() if not (k in RETIRED_KEYS and v == RETIRED_KEYS[k])}
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def flag(name):
+    """The command-line flag of a TrainConfig field: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")

@@ -1,0 +1,147 @@
+"""One training run = one function of a config that writes one run folder (:mod:`.run_folder`).
+
+``metrics.jsonl`` gets one line per epoch: epoch, step, train_loss (L, training mode, mean over
+the epoch's batches), train_task_loss, train_rare_loss (L_RaRe, dlra), val_acc and test_acc
+(percent, eval mode), params (trainable), flops_per_sample (the models' flops_per_sample),
+compression (%, against the same net at initialization), layers (per layer m', n' and the reduced
+feature dim), merges (this epoch), seconds.
+
+Methods: ``baseline`` (the dense MLP, or the CNN), ``fn`` (every layer as FN(W'), P = Q = I) and
+``dlra`` (fn + RaRe + L2 + a merge test after every update). All three start from the same dense
+weights for a given seed, and every step is :func:`numpy_dlra.dlra.algorithm1.train_step`.
+Randomness comes only from four generators spawned from ``SeedSequence(cfg.seed)``: init,
+shuffle, dropout, noise. Same seed, same machine, same thread count: bitwise identical runs.
+"""
+import math
+import time
+
+import numpy as np
+
+from ..data.datasets import load_dataset
+from ..dlra.algorithm1 import train_step
+from ..dlra.network import FactorizedMLP, compression
+from ..dlra.pairs import ClosestPairs, FusionRules
+from ..nn.optim import Adam
+from .build import build_model, initial_params, params_at_init
+from .config import TrainConfig
+from .progress import Progress
+from .run_folder import RunFolder, RunState
+
+RNG_STREAMS = ("init", "shuffle", "dropout", "noise")
+
+
+def make_rngs(seed):
+    """Independent generators for each source of randomness, spawned from one seed."""
+    children = np.random.SeedSequence(seed).spawn(len(RNG_STREAMS))
+    return {name: np.random.default_rng(c) for name, c in zip(RNG_STREAMS, children)}
+
+
+def accuracy(model, params, x, y):
+    """Percent of correct eval-mode predictions. x: (N, n_in), y: (N,)."""
+    return float((model.predict(params, x) == y).mean() * 100.0)
+
+
+def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, dataset=None):
+    """Train the model of `cfg` (MLP, factorized MLP or CNN), writing the run folder `out`; returns the summary.
+
+    `dataset` (a :class:`numpy_dlra.data.datasets.Dataset`) overrides ``cfg.data`` (used by tests).
+    Raises UserError (before writing anything) for an unusable `out` or bad data.
+    """
+    folder = RunFolder(out)
+    state = folder.load(cfg) if resume else folder.check_new()
+    data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)).to(
+        np, np.dtype(cfg.dtype))
+
+    opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
+    rngs = make_rngs(cfg.seed)
+    model, params = build_model(cfg, rng=rngs["init"], state=state)
+    if state:
+        opt_state = state.opt_state
+        for name, st in state.rng_states.items():
+            rngs[name].bit_generator.state = st
+        start, step, history = state.epoch, state.step, state.history
+        log(f"resuming {out} after epoch {start} (step {step})")
+    else:
+        if cfg.init_from:
+            params = initial_params(cfg.init_from, params)
+        opt_state = opt.init(params)
+        start, step, history = 0, 0, []
+    params0 = params_at_init(cfg, model)
+    pairs = probe = None
+    if cfg.method == "dlra":
+        pairs = ClosestPairs(model, FusionRules.from_config(cfg))
+        pairs.restore(params, state.pairs if state else None)
+        probe = data.x_val[:cfg.probe_size] if cfg.probe_size else None
+    folder.start(cfg, history, step, merges=pairs is not None)
+
+    x, y = data.x_train, data.y_train
+    n, bs = len(x), cfg.batch_size
+    n_batches = math.ceil(n / bs)
+    for epoch in range(start + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        perm = rngs["shuffle"].permutation(n)
+        loss_sum = task_sum = rare_sum = 0.0
+        merges = []
+        with Progress(n_batches, f"epoch {epoch}/{cfg.epochs}", enabled=progress) as bar:
+            for i in range(n_batches):
+                idx = perm[i * bs:(i + 1) * bs]
+                r = train_step(model, params, opt, opt_state, x[idx], y[idx], cfg, rngs, pairs, probe)
+                step += 1
+                merges += r.merges
+                loss_sum += r.loss
+                task_sum += r.task
+                rare_sum += r.rare
+                bar.update(1, loss=r.loss)
+        n_params = model.param_count()
+        rec = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": loss_sum / n_batches,
+            "train_task_loss": task_sum / n_batches,
+            "train_rare_loss": rare_sum / n_batches,
+            "val_acc": accuracy(model, params, data.x_val, data.y_val),
+            "test_acc": accuracy(model, params, data.x_test, data.y_test),
+            "params": n_params,
+            "flops_per_sample": model.flops_per_sample(),
+            "compression": compression(n_params, params0),
+            "layers": model.layer_stats(),
+            "merges": len(merges),
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(rec)
+        if pairs:
+            folder.append(folder.merges, merges)
+        factorized = isinstance(model, FactorizedMLP)
+        folder.save(RunState(cfg, params, opt_state, {k: g.bit_generator.state for k, g in rngs.items()}, epoch,
+                             step, history, model.factors if factorized else None,
+                             model.fn_k if factorized else None, pairs.state() if pairs else None))
+        folder.append(folder.metrics, [rec])
+        shapes = " ".join(f"{d['m']}x{d['n']}" for d in rec["layers"])
+        log(f"epoch {epoch:>3}  step {step:>6}  loss {rec['train_loss']:.4f}  val {rec['val_acc']:.2f} %  "
+            f"test {rec['test_acc']:.2f} %  ({rec['seconds']:.1f} s)"
+            + (f"  shapes {shapes}  comp {rec['compression']:.2f} %" if pairs else ""))
+
+    best = max(history, key=lambda r: r["val_acc"]) if history else None
+    summary = {
+        "dataset": data.name,
+        "n_train": int(n), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
+        "final": history[-1] if history else None,
+        "best_val_epoch": best["epoch"] if best else None,
+        "test_acc_at_best_val": best["test_acc"] if best else None,
+        "total_seconds": sum(r["seconds"] for r in history),
+        "config": cfg.to_dict(),
+    }
+    folder.write_json("summary.json", summary)
+    return summary
+
+
+def train_or_reuse(cfg, out, log=print):
+    """`train(cfg, out)` for the commands that chain runs: a run already finished with this config is
+    reused (its summary returned), an unfinished one resumed, a missing one started."""
+    folder = RunFolder(out)
+    summary = folder.summary()
+    if summary and TrainConfig.from_dict(summary["config"]) == cfg and summary["final"] \
+            and summary["final"]["epoch"] == cfg.epochs:
+        log(f"{out}: done before, reused")
+        return summary
+    return train(cfg, out, resume=folder.checkpoint.is_file(), progress=False, log=log)

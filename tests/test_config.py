@@ -1,0 +1,69 @@
+"""One source for the configuration: every TrainConfig field is a flag, and every error names one."""
+import dataclasses
+
+import pytest
+
+from numpy_dlra.cli import _parser, config_from
+from numpy_dlra.errors import ConfigError
+from numpy_dlra.experiments.config import TrainConfig, flag
+from numpy_dlra.dlra.pairs import FusionRules
+
+
+def train_flags():
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    return {a.option_strings[0]: a for a in sub.choices["train"]._actions if a.option_strings}
+
+
+def test_every_field_is_a_flag_with_its_default_and_choices():
+    flags = train_flags()
+    for f in dataclasses.fields(TrainConfig):
+        a = flags[flag(f.name)]
+        assert a.dest == f.name and a.default == f.default and a.help.startswith(f.metadata["help"][:20])
+        assert tuple(a.choices or ()) == tuple(f.metadata["choices"] or ())
+
+
+def test_flags_give_the_config_and_defaults_are_the_dataclass_defaults():
+    args = _parser().parse_args(["train"])
+    assert config_from(args) == TrainConfig()
+    args = _parser().parse_args(["train", "--method", "dlra", "--sizes", "784,64,10", "--layer-ranks", "",
+                                 "--lambda1", "5", "--beta2", "0.99", "--val-fraction", "0.2"])
+    cfg = config_from(args)
+    assert (cfg.sizes, cfg.lambda1, cfg.lambda2, cfg.beta2, cfg.val_fraction) == ((784, 64, 10), 5.0, 0.1, 0.99, 0.2)
+
+
+BAD = {  # field: a value its validation refuses
+    "method": "svd", "model": "rnn", "dataset": "imagenet", "rank": -1, "layer_ranks": ((9, 3),),
+    "epochs": 0, "batch_size": 0, "seed": -1, "dtype": "float16", "data": "some", "sizes": (784, 10, 3),
+    "lr": 0.0, "beta1": 1.0, "beta2": -0.1, "eps": 0.0, "dropout": 1.0, "grad_noise_eta": -1.0,
+    "grad_noise_gamma": -1.0, "lambda1": -1.0, "lambda2": -1.0, "tau_cos": 0.0, "tau_euc": 0.0,
+    "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1,
+    "init": "zeros", "val_fraction": 1.0, "split_seed": -1,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_every_error_names_an_existing_flag(name):
+    flags = train_flags()
+    extra = {"method": "dlra"} if name in ("lambda1", "tau_cos", "tau_euc", "search_every") else {}
+    with pytest.raises(ConfigError) as exc:
+        TrainConfig(**{**extra, name: BAD[name]})
+    named = str(exc.value).split()[0]
+    assert named == flag(name) and named in flags, str(exc.value)
+
+
+def test_every_validated_field_is_covered_above():
+    unchecked = {"init_from"}  # a path: checked when it is read (UserError naming --init-from)
+    assert set(BAD) | unchecked == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_fusion_rules_come_from_the_config_by_keyword():
+    cfg = TrainConfig(method="dlra", lambda1=7.0, tau_cos=1e-3, tau_euc=0.5, fuse_ratio="sum", rare_axes="fusable",
+                      adam_merge="reset", search_every=3)
+    assert FusionRules.from_config(cfg) == FusionRules(7.0, 1e-3, 0.5, "sum", "fusable", "reset", 3)
+
+
+def test_older_run_folders_config_still_loads():
+    d = TrainConfig().to_dict() | {"extra": {}}
+    assert TrainConfig.from_dict(d) == TrainConfig()
+    with pytest.raises(ConfigError, match="unknown configuration keys"):
+        TrainConfig.from_dict(TrainConfig().to_dict() | {"extra": {"x": 1}})

@@ -73,7 +73,7 @@ def test_whole_cnn_gradient(rng, rank):
     assert max(errors.values()) < 1e-6, errors
 
 
-def test_seed_sized_cnn_random_direction(rng):
+def test_report_sized_cnn_random_direction(rng):
     model = CNN(rank=4)
     params = model.init_params(rng, np.float64)
     x, y = rng.random((3, 784)), rng.integers(0, 10, 3)

@@ -48,7 +48,7 @@ def test_reduction_rank_is_the_largest_rank_under_the_bound(m, n, p):
     assert not m * (r + 1) + (r + 1) * n < p * m * n
 
 
-def test_reduction_rank_seed_examples():
+def test_reduction_rank_report_examples():
     # 256 x 10 softmax layer: 40 % of its weights go at r < 0.4 * 2560 / 266 = 3.85, so r = 3
     assert eq.reduction_rank(256, 10, 0.4) == 3
     assert eq.reduction_rank(10, 10, 0.2) == 0  # 2 * 10 * 1 = 20 is not < 20

@@ -128,7 +128,7 @@ class FactorizedMLP(Classifier):
             dense[f"b{l}"] = P @ to_numpy(params[f"b{l}"]).astype(np.float64)
         return dense
 
-    # --- size accounting (metrics.jsonl; README "Counting rules") -------------------------------
+    # --- size accounting (metrics.jsonl; docs/engine.md "Counting rules") -------------------------------
     def layer_stats(self):
         """Per layer: m' (outputs of W'), n' (inputs of W'), feat (reduced feature dim; m for the last layer)."""
         out = []

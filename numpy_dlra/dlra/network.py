@@ -17,7 +17,10 @@ from ..nn.backend import to_numpy
 from ..nn.layers import Dropout
 from .equations import dropout_rate
 from .features import FeatureGroups, GroupReLU, connector
-from .layer import Connect, FNLinear, Gather, LayerFactors, fn_scale
+from ..nn.optim import scaled_add_
+from .layer import Connect, FNLinear, Gather, LayerFactors, fn_scale, sq_norm
+
+L2_READINGS = ("w", "effective", "dense")  # where Eq. (17) reads the weight: W', FN(W'), P FN(W') Q
 
 
 class FactorizedMLP(Classifier):
@@ -27,15 +30,18 @@ class FactorizedMLP(Classifier):
     factors : list of LayerFactors, one per layer
     fn_k    : list of the FN constants k_l = ||W'_l||_F at initialization, or None for no FN
     dropout : r0, the initial dropout rate of every hidden layer (decayed by Eq. 14)
+    l2_on   : which weight Eq. (17)'s L2 term reads, one of :data:`L2_READINGS` (see :meth:`add_l2`)
     """
 
-    def __init__(self, sizes, factors, fn_k, dropout, xp=np, dtype=np.float32):
+    def __init__(self, sizes, factors, fn_k, dropout, xp=np, dtype=np.float32, l2_on="w"):
+        if l2_on not in L2_READINGS:
+            raise ValueError(f"l2_on {l2_on!r}: choose one of {', '.join(L2_READINGS)}")
         self.sizes, self.factors, self.fn_k, self.dropout = tuple(sizes), factors, fn_k, float(dropout)
-        self.xp, self.dtype = xp, np.dtype(dtype)
+        self.xp, self.dtype, self.l2_on = xp, np.dtype(dtype), l2_on
         self.rebuild()
 
     @classmethod
-    def from_dense(cls, dense, sizes, dropout, fn=True, xp=np):
+    def from_dense(cls, dense, sizes, dropout, fn=True, xp=np, l2_on="w"):
         """The factorized form of dense parameters (P, Q identity, W' = W, b' = b, g = 1); returns (model, params)."""
         L = len(sizes) - 1
         params, k = {}, []
@@ -47,7 +53,7 @@ class FactorizedMLP(Classifier):
                 k.append(float(xp.sqrt((W.astype(np.float64) ** 2).sum())))
         factors = [LayerFactors.identity(sizes[l], sizes[l - 1]) for l in range(1, L + 1)]
         dtype = dense["W1"].dtype
-        return cls(sizes, factors, k if fn else None, dropout, xp, dtype), params
+        return cls(sizes, factors, k if fn else None, dropout, xp, dtype, l2_on), params
 
     @property
     def n_layers(self):
@@ -62,6 +68,7 @@ class FactorizedMLP(Classifier):
         """Re-derive the ops from the factors (after construction and after every merge)."""
         xp, dt, L = self.xp, self.dtype, self.n_layers
         self.groups = [FeatureGroups.of(f) for f in self.factors[:-1]]
+        self.pq_weights = [_pq_weights(f, *self.shape(l), xp, dt) for l, f in enumerate(self.factors, start=1)]
         self.ops = []
         for l in range(1, L + 1):
             mp, np_ = self.shape(l)
@@ -115,6 +122,43 @@ class FactorizedMLP(Classifier):
                 d, _ = conn.backward(d, None)
         return d, grads
 
+    def add_l2(self, params, grads, lambda2):
+        """lambda2 L_L2 (Eq. 17) under the reading ``l2_on``; adds its gradient into `grads`; returns the value.
+
+        With c_l = k_l g_l / ||W'_l||_F (FN; c = 1 without FN) and N layers:
+        - "w":         (1/N) sum_l ||W'_l||_F^2, Eq. (17) as printed. Under FN the function ignores ||W'||, so
+                       this only shrinks W' (and so enlarges Adam's effective step on the function);
+        - "effective": (1/N) sum_l ||c_l W'_l||_F^2 = (1/N) sum_l (k_l g_l)^2, the weight the layer applies;
+        - "dense":     (1/N) sum_l ||P_l c_l W'_l Q_l||_F^2 = (1/N) sum_l c_l^2 sum_kj a_k b_j W'_kj^2, the
+                       dense weight of Sec. 4.1 (a_k = sum of p_i^2 over the outputs reading row k, b_j likewise
+                       for Q's columns; a = b = 1, and so "dense" = "effective", before any merge).
+        """
+        if self.l2_on == "w" or not self.fn_k and self.l2_on == "effective":
+            return super().add_l2(params, grads, lambda2)
+        xp, L, total = self.xp, self.n_layers, 0.0
+        for l in range(1, L + 1):
+            W, gW = params[f"W{l}"], grads[f"W{l}"]
+            ab = self.pq_weights[l - 1] if self.l2_on == "dense" else None
+            f2 = sq_norm(W)
+            if ab is None:
+                S, weighted = f2, None
+            else:
+                weighted = W * ab[0][:, None]  # (m', n') a_k b_j W'_kj
+                weighted *= ab[1][None, :]
+                S = float(xp.dot(weighted.reshape(-1), W.reshape(-1)))
+            if self.fn_k:
+                k, g = self.fn_k[l - 1], float(params[f"g{l}"][0])
+                c2 = k * k * g * g / f2
+                total += c2 * S
+                grads[f"g{l}"] += W.dtype.type(lambda2 * 2.0 * k * k * g * S / (f2 * L))
+                if weighted is not None:  # d(c^2 S)/dW' = 2 c^2 (a b * W' - (S / f^2) W'); 0 when a = b = 1
+                    weighted -= W * W.dtype.type(S / f2)
+                    scaled_add_(gW, lambda2 * 2.0 * c2 / L, weighted)
+            else:  # dense without FN: (1/N) sum a b W'^2
+                total += S
+                scaled_add_(gW, lambda2 * 2.0 / L, W if weighted is None else weighted)
+        return lambda2 * total / L
+
     def to_dense(self, params):
         """The equivalent dense parameters W_l = P FN(W'_l) Q (m_l, n_l), b_l = P b'_l, in float64 NumPy."""
         dense = {}
@@ -149,8 +193,26 @@ class FactorizedMLP(Classifier):
         bias adds and activations."""
         return sum(2 * m * n for m, n in map(self.shape, range(1, self.n_layers + 1)))
 
+    def flops_paper(self):
+        """Forward FLOPs per sample as the paper's Table 1 appears to count them for DLRA: a dense product
+        between the reduced feature spaces, 2 sum_l feat_{l-1} feat_l (feat_0 = the input width, the last
+        feat = the class count). It gives 2.093 M at Table 2's dimensions against the paper's 2.09 +- 0.03 M
+        (docs/method.md Sec. 11); :meth:`flops_per_sample` counts 2 m'n' (1.94 M there)."""
+        feats = [self.sizes[0]] + [d["feat"] for d in self.layer_stats()]
+        return sum(2 * a * b for a, b in zip(feats, feats[1:]))
+
     def dropout_rates(self):
         return [drop.rate for _, _, _, drop in self.ops[:-1]]
+
+
+def _pq_weights(factors, m_prime, n_prime, xp, dtype):
+    """(a (m',), b (n',)) with a_k = sum of p_i^2 over the outputs i reading row k of W', b_j the same for the
+    inputs feeding column j through Q: ||P W' Q||_F^2 = sum_kj a_k b_j W'_kj^2. None while P = Q = I."""
+    a = np.bincount(factors.p_idx, factors.p_scale**2, minlength=m_prime)
+    b = np.bincount(factors.q_idx, factors.q_scale**2, minlength=n_prime)
+    if (a == 1).all() and (b == 1).all():
+        return None
+    return xp.asarray(a, dtype=dtype), xp.asarray(b, dtype=dtype)
 
 
 def compression(params_now, params_init):

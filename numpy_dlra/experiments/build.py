@@ -25,8 +25,9 @@ def build_model(cfg, rng=None, state=None):
         params = state.params if state else init_params(cfg.sizes, rng, dtype, cfg.init, ranks=ranks)
         return MLP(cfg.sizes, cfg.dropout, tuple(sorted(ranks.items()))), params
     if state is None:  # fn, dlra: the dense initialization, factorized with P = Q = I
-        return FactorizedMLP.from_dense(init_params(cfg.sizes, rng, dtype, cfg.init), cfg.sizes, cfg.dropout, fn=True)
-    return FactorizedMLP(cfg.sizes, state.factors, state.fn_k, cfg.dropout, dtype=dtype), state.params
+        return FactorizedMLP.from_dense(init_params(cfg.sizes, rng, dtype, cfg.init), cfg.sizes, cfg.dropout, fn=True,
+                                        l2_on=cfg.l2_on)
+    return FactorizedMLP(cfg.sizes, state.factors, state.fn_k, cfg.dropout, dtype=dtype, l2_on=cfg.l2_on), state.params
 
 
 def initial_params(path, fresh):

@@ -3,8 +3,9 @@
 ``metrics.jsonl`` gets one line per epoch: epoch, step, train_loss (L, training mode, mean over
 the epoch's batches), train_task_loss, train_rare_loss (L_RaRe, dlra), val_acc and test_acc
 (percent, eval mode), params (trainable), flops_per_sample (the models' flops_per_sample),
-compression (%, against the same net at initialization), layers (per layer m', n' and the reduced
-feature dim), merges (this epoch), seconds.
+flops_paper (the paper's count, 2 sum feat_{l-1} feat_l for DLRA), compression (%, against the same
+net at initialization), layers (per layer m', n' and the reduced feature dim), merges (this epoch),
+seconds.
 
 Methods: ``baseline`` (the dense MLP, or the CNN), ``fn`` (every layer as FN(W'), P = Q = I) and
 ``dlra`` (fn + RaRe + L2 + a merge test after every update). All three start from the same dense
@@ -103,6 +104,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
             "test_acc": accuracy(model, params, data.x_test, data.y_test),
             "params": n_params,
             "flops_per_sample": model.flops_per_sample(),
+            "flops_paper": model.flops_paper(),
             "compression": compression(n_params, params0),
             "layers": model.layer_stats(),
             "merges": len(merges),

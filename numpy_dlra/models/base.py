@@ -24,8 +24,16 @@ class Classifier:
         _, grads = self.backward(softmax_cross_entropy_backward(ce_cache), caches, input_grad=False)
         loss = task
         if lambda2:
-            loss += add_l2_(params, grads, lambda2, self.l2_kinds)
+            loss += self.add_l2(params, grads, lambda2)
         return loss, task, grads
+
+    def add_l2(self, params, grads, lambda2):
+        """lambda2 L_L2 (Eq. 17) over the weight arrays named by ``l2_kinds``; adds its gradient into `grads`."""
+        return add_l2_(params, grads, lambda2, self.l2_kinds)
+
+    def flops_paper(self):
+        """FLOPs per sample as the paper counts them; for a dense network, the usual 2 per weight."""
+        return self.flops_per_sample()
 
     def predict(self, params, x, batch_size=None):
         """Class predictions in evaluation mode (no dropout), `batch_size` rows at a time. x: (N, ...); (N,) int."""

@@ -66,7 +66,7 @@ def test_outputs(tmp_path, data):
     assert files == ["checkpoint.npz", "config.json", "metrics.jsonl", "summary.json"]
     rec = json.loads((tmp_path / "o" / "metrics.jsonl").read_text())
     assert set(rec) == {"epoch", "step", "train_loss", "train_task_loss", "train_rare_loss", "val_acc", "test_acc",
-                        "params", "flops_per_sample", "compression", "layers", "merges", "seconds"}
+                        "params", "flops_per_sample", "flops_paper", "compression", "layers", "merges", "seconds"}
     assert rec["params"] == 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
     assert s["dataset"] == "fashion-mnist-embedded" and s["n_train"] == 4500 and s["n_val"] == 500
     assert 30.0 < rec["test_acc"] <= 100.0  # learned something in one epoch (chance is 10 %)

@@ -2,7 +2,8 @@
 
 - ``train``          one run (baseline, fn or dlra; MLP or CNN; optional fixed-rank layers);
 - ``sweep-rank``     the fixed-rank baseline's rank table and spectral-distance plot;
-- ``compare-ranks``  DLRA against SVD truncation and fixed-rank factors at the ranks DLRA found.
+- ``compare-ranks``  DLRA against SVD truncation and fixed-rank factors at the ranks DLRA found;
+- ``reproduce``      the paper's Tables 1-2 and Figures 1-4 over many seeds, locally or on Dask.
 The flags of ``train`` (and the run settings of ``sweep-rank``) are built from the fields of
 :class:`numpy_dlra.experiments.config.TrainConfig`: its defaults, help and choices.
 Exit status: 0 done, 2 bad input (flags, data files, output folder; the message says which and
@@ -17,6 +18,8 @@ from .experiments.config import TrainConfig, flag
 
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 # sweep-rank trains the report's CNN on MNIST, batch 32, no gradient noise (Sainath et al.'s setting)
+# reproduce sets these itself (per run); every other TrainConfig field is a flag that applies to all runs
+REPRODUCE_OWN = ("method", "seed", "epochs", "lambda1", "tau_cos", "tau_euc")
 SWEEP_DEFAULTS = {"model": "cnn", "dataset": "mnist", "data": "auto", "epochs": 10, "batch_size": 32,
                   "grad_noise_eta": 0.0, "seed": 0}
 
@@ -59,6 +62,19 @@ def _parser():
     w.add_argument("--ranks", default="8,6,4,2,1",
                    help="comma-separated ranks (the report's: 8,6,4,2,1; CIFAR-100: 75,60,40,20,10,1)")
     w.add_argument("--out", required=True, help="folder for the runs, table.md, results.json, spectral.png")
+
+    r = sub.add_parser("reproduce", help="the paper's Tables 1-2 and Figures 1-4 over many seeds (trains what is "
+                                         "missing, skips finished runs, resumes interrupted ones)")
+    r.add_argument("what", choices=("table1", "table2", "fig1", "fig2", "fig3", "fig4"))
+    r.add_argument("--epochs", type=int, default=2000, help="epochs per run (default: the paper's 2000)")
+    r.add_argument("--seeds", default="20", help="a count (seeds 0..S-1) or a comma-separated list (default: the paper's 20)")
+    r.add_argument("--jobs", type=int, default=1, help="runs at once on this machine, each with cores/jobs threads")
+    r.add_argument("--scheduler", default=None, help="a Dask scheduler ADDRESS (tcp://host:8786) to send the runs to")
+    r.add_argument("--tau-grid", default="1e-5,1e-4,1e-3x0.05,0.1,0.2",
+                   help="fig2: TAU_COS values x TAU_EUC values (default 1e-5,1e-4,1e-3x0.05,0.1,0.2)")
+    r.add_argument("--lambda1-values", default="1,10,20,40", help="fig3: the lambda1 values (default: the paper's 1,10,20,40)")
+    r.add_argument("--out", required=True, help="folder for runs/, the tables and the figures")
+    add_config_flags(r, [n for n in CONFIG_FIELDS if n not in REPRODUCE_OWN], {n: None for n in CONFIG_FIELDS})
 
     c = sub.add_parser("compare-ranks", help="at the ranks a DLRA run found: DLRA vs SVD truncation (with and without "
                                              "fine-tuning) vs fixed-rank factors from scratch")
@@ -106,6 +122,33 @@ def _compare(args):
     return 0
 
 
+def _floats(flag_name, text):
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{flag_name} {text!r}: give comma-separated numbers") from None
+
+
+def _reproduce(args):
+    from pathlib import Path
+
+    from .experiments.reproduce import parse_seeds, reproduce
+
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: must be >= 1")
+    settings = {n: getattr(args, n) for n in CONFIG_FIELDS if n not in REPRODUCE_OWN and getattr(args, n) is not None}
+    settings["epochs"] = args.epochs
+    TrainConfig(**settings)  # every setting checked before any training
+    cos, _, euc = args.tau_grid.partition("x")
+    grid = (_floats("--tau-grid", cos), _floats("--tau-grid", euc))
+    if not grid[0] or not grid[1]:
+        raise UserError(f"--tau-grid {args.tau_grid!r}: give TAU_COS values x TAU_EUC values, e.g. 1e-4,1e-3x0.1,0.2")
+    text = reproduce(args.what, settings, parse_seeds(args.seeds), Path(args.out), args.jobs, args.scheduler,
+                     grid=grid, lambdas=_floats("--lambda1-values", args.lambda1_values))
+    print(text, end="")
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
@@ -115,6 +158,8 @@ def main(argv=None):
             return _sweep(args)
         if args.command == "compare-ranks":
             return _compare(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
     except UserError as exc:
         print(f"numpy-dlra: error: {exc}", file=sys.stderr)
         return 2

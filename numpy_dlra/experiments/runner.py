@@ -1,0 +1,89 @@
+"""Many runs, one folder each, on local processes or a Dask cluster; rerunning skips what is done.
+
+A run is (name, TrainConfig) with its folder ``DIR/runs/<name>``. :func:`run_all` trains every run
+that is not finished (``summary.json`` with the same configuration and all its epochs), resuming
+an interrupted one from its checkpoint, so a killed runner loses nothing finished.
+
+- local (``jobs`` J): J runs at once, each a ``python -m numpy_dlra train`` process with
+  cores // J BLAS threads (set through the environment, so the processes do not oversubscribe the
+  cores). The flags are those of the configuration: every TrainConfig field is a flag.
+- Dask (``scheduler`` ADDRESS, optional extra ``cluster``): each run is a task that trains in the
+  worker's process (start workers with ``--nthreads 1`` and OMP_NUM_THREADS / OPENBLAS_NUM_THREADS
+  set as their cores allow). A task whose worker dies is retried, and resumes from its checkpoint.
+"""
+import dataclasses
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import UserError
+from .config import TrainConfig, flag
+from .run_folder import RunFolder
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def is_finished(folder, cfg):
+    s = RunFolder(folder).summary()
+    return bool(s and s["final"] and s["final"]["epoch"] == cfg.epochs and TrainConfig.from_dict(s["config"]) == cfg)
+
+
+def train_argv(cfg, folder):
+    """The `numpy-dlra train` command line of `cfg` (every field is a flag) writing `folder`."""
+    argv = [sys.executable, "-m", "numpy_dlra", "train", "--no-progress", "--out", str(folder)]
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.name == "sizes":
+            v = ",".join(map(str, v))
+        elif f.name == "layer_ranks":
+            v = ",".join(f"{a}:{b}" for a, b in v)
+        argv += [flag(f.name), str(v)]
+    if (Path(folder) / "checkpoint.npz").is_file():
+        argv.append("--resume")
+    return argv
+
+
+def _local(cfg, folder, threads, log):
+    env = dict(os.environ, **{k: str(threads) for k in THREAD_VARS})
+    Path(folder).parent.mkdir(parents=True, exist_ok=True)
+    with open(Path(folder).parent / f"{Path(folder).name}.log", "a") as out:
+        rc = subprocess.run(train_argv(cfg, folder), env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    log(f"{folder}: {'done' if rc == 0 else f'failed (exit {rc}; see {folder}.log)'}")
+    return rc
+
+
+def train_in_worker(cfg_dict, folder):
+    """A Dask task: train (or resume, or reuse) one run in this process; returns its final epoch."""
+    from .train import train_or_reuse
+
+    s = train_or_reuse(TrainConfig.from_dict(cfg_dict), folder, log=lambda m: None)
+    return s["final"]["epoch"]
+
+
+def run_all(runs, out, jobs=1, scheduler=None, log=print):
+    """Train every (name, cfg) of `runs` that is not finished into ``out/runs/<name>``; returns the folders."""
+    folders = {name: Path(out) / "runs" / name for name, _ in runs}
+    todo = [(name, cfg) for name, cfg in runs if not is_finished(folders[name], cfg)]
+    log(f"{len(runs) - len(todo)} of {len(runs)} runs finished before; {len(todo)} to train")
+    if todo and scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UserError("--scheduler needs Dask: pip install 'numpy_dlra[cluster]'") from None
+        with Client(scheduler, timeout=30) as client:
+            futures = [client.submit(train_in_worker, cfg.to_dict(), str(folders[name]), key=f"numpy-dlra-{name}",
+                                     retries=3, pure=False) for name, cfg in todo]
+            for (name, _), fut in zip(todo, futures):
+                fut.result()
+                log(f"{folders[name]}: done (dask)")
+    elif todo:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ThreadPoolExecutor(jobs) as pool:
+            codes = list(pool.map(lambda r: _local(r[1], folders[r[0]], threads, log), todo))
+        failed = [name for (name, _), rc in zip(todo, codes) if rc != 0]
+        if failed:
+            raise UserError(f"{len(failed)} run(s) failed: {', '.join(failed)}; their logs are beside their folders "
+                            "in " + str(Path(out) / "runs") + "; rerun the same command to resume")
+    return folders

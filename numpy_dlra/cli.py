@@ -68,6 +68,8 @@ def _parser():
     r.add_argument("what", choices=("table1", "table2", "fig1", "fig2", "fig3", "fig4"))
     r.add_argument("--epochs", type=int, default=2000, help="epochs per run (default: the paper's 2000)")
     r.add_argument("--seeds", default="20", help="a count (seeds 0..S-1) or a comma-separated list (default: the paper's 20)")
+    r.add_argument("--methods", default="baseline,fn,dlra",
+                   help="which of baseline, fn, dlra to train and tabulate (default: all three, as Table 1)")
     r.add_argument("--jobs", type=int, default=1, help="runs at once on this machine, each with cores/jobs threads")
     r.add_argument("--scheduler", default=None, help="a Dask scheduler ADDRESS (tcp://host:8786) to send the runs to")
     r.add_argument("--tau-grid", default="1e-5,1e-4,1e-3x0.05,0.1,0.2",
@@ -143,8 +145,11 @@ def _reproduce(args):
     grid = (_floats("--tau-grid", cos), _floats("--tau-grid", euc))
     if not grid[0] or not grid[1]:
         raise UserError(f"--tau-grid {args.tau_grid!r}: give TAU_COS values x TAU_EUC values, e.g. 1e-4,1e-3x0.1,0.2")
+    methods = tuple(m for m in args.methods.split(",") if m.strip())
+    if not methods or set(methods) - {"baseline", "fn", "dlra"} or (args.what in ("table2", "fig4") and "dlra" not in methods):
+        raise UserError(f"--methods {args.methods!r}: give some of baseline,fn,dlra (table2 and fig4 need dlra)")
     text = reproduce(args.what, settings, parse_seeds(args.seeds), Path(args.out), args.jobs, args.scheduler,
-                     grid=grid, lambdas=_floats("--lambda1-values", args.lambda1_values))
+                     grid=grid, lambdas=_floats("--lambda1-values", args.lambda1_values), methods=methods)
     print(text, end="")
     return 0
 

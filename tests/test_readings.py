@@ -2,11 +2,16 @@
 FLOPs, and Eq. (14)'s rate on the reduced features (G, not m')."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_factorized import random_factors, random_net
+from test_fusion import make_parallel
 
 from numpy_dlra.dlra.equations import dropout_rate
 from numpy_dlra.dlra.layer import fn_scale
+from numpy_dlra.dlra.merge import merge_step
 from numpy_dlra.dlra.network import L2_READINGS, FactorizedMLP
+from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules
 from numpy_dlra.models.mlp import init_params
 from numpy_dlra.nn.gradcheck import check_param_grads
 
@@ -95,3 +100,27 @@ def test_eq14_rate_uses_the_reduced_feature_dimension_not_m_prime():
     assert (stats["m"], stats["feat"]) == (3, 5)
     assert rate == dropout_rate(5, 6, 0.3) == pytest.approx(0.25)
     assert rate != dropout_rate(3, 6, 0.3)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["lstsq", "sum"]))
+def test_merges_keep_p_and_q_unit_norm_so_dense_is_effective(seed, ratio):
+    """s = sqrt(r^2 + 1) keeps every a_k = sum p_i^2 and b_j = sum q_j^2 at 1 (from P = Q = I), so
+    ||P c W' Q||_F = ||c W'||_F after any merges: the "dense" and "effective" readings are one L2 term."""
+    g = np.random.default_rng(seed)
+    sizes = (6, 8, 7, 7, 4)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2, l2_on="dense")
+    opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
+    pairs = ClosestPairs(model, FusionRules(lambda1=0.0, tau_cos=1e-9, tau_euc=1e-6, fuse_ratio=ratio))
+    merged = 0
+    for step in range(1, 6):
+        l, axis = [(2, "cols"), (2, "rows"), (3, "cols"), (3, "rows"), (4, "cols")][step - 1]
+        make_parallel(g, model, params, l, axis)
+        pairs.refresh(params)
+        merged += len(merge_step(pairs, params, opt, step))
+    assert merged >= 5 and all(w is None for w in model.pq_weights)
+    values = {}
+    for reading in ("dense", "effective"):
+        model.l2_on = reading
+        values[reading] = model.add_l2(params, {k: np.zeros_like(v) for k, v in params.items()}, 0.1)
+    assert values["dense"] == pytest.approx(values["effective"], rel=1e-12)
+    assert values["dense"] == pytest.approx(0.1 * l2_by_definition(model, params, "dense"), rel=1e-12)

@@ -50,6 +50,14 @@ def test_fig2_and_fig3_train_their_variants_once(tmp_path, capsys):
         "baseline-seed0", "dlra-lambda15-seed0", "dlra-seed0", "dlra-taueuc0.2-seed0", "fn-seed0"]
 
 
+def test_methods_restricts_the_runs(tmp_path, capsys):
+    args = ["--epochs", "1", "--out", str(tmp_path / "m"), "--methods", "dlra"] + TINY[:-2] + ["--seeds", "1"]
+    assert main(["reproduce", "table1", "--l2-on", "dense"] + args) == 0
+    text = capsys.readouterr().out
+    assert "0 of 1 runs finished before; 1 to train" in text and "| Baseline |" not in text
+    assert json.loads((tmp_path / "m" / "runs" / "dlra-seed0" / "config.json").read_text())["l2_on"] == "dense"
+
+
 def test_statistics_are_the_papers():
     runs = [[{"test_acc": a, "compression": 0, "params": 1, "flops_per_sample": 2, "epoch": i + 1, "layers": []}
              for i, a in enumerate(accs)] for accs in ([80] * 5 + [90, 91, 92, 93, 94], [80] * 10)]
@@ -67,7 +75,7 @@ def test_statistics_are_the_papers():
 def test_bad_seeds_and_grid_exit_2(tmp_path, capsys):
     for argv, needle in ((["--seeds", "x"], "--seeds 'x'"), (["--seeds", "0"], "--seeds '0'"),
                          (["--jobs", "0"], "--jobs 0"), (["--tau-grid", "1e-4"], "--tau-grid"),
-                         (["--lr", "-1"], "--lr -1.0")):
+                         (["--lr", "-1"], "--lr -1.0"), (["--methods", "svd"], "--methods 'svd'")):
         assert main(["reproduce", "table1", "--out", str(tmp_path / "x")] + argv) == 2
         assert needle in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -207,10 +207,11 @@ class FactorizedMLP(Classifier):
 
 def _pq_weights(factors, m_prime, n_prime, xp, dtype):
     """(a (m',), b (n',)) with a_k = sum of p_i^2 over the outputs i reading row k of W', b_j the same for the
-    inputs feeding column j through Q: ||P W' Q||_F^2 = sum_kj a_k b_j W'_kj^2. None while P = Q = I."""
+    inputs feeding column j through Q: ||P W' Q||_F^2 = sum_kj a_k b_j W'_kj^2. None while all are 1, which
+    merges preserve from P = Q = I ((r^2 + 1) / s^2 = 1; to rounding, hence the 1e-12)."""
     a = np.bincount(factors.p_idx, factors.p_scale**2, minlength=m_prime)
     b = np.bincount(factors.q_idx, factors.q_scale**2, minlength=n_prime)
-    if (a == 1).all() and (b == 1).all():
+    if np.abs(a - 1).max() < 1e-12 and np.abs(b - 1).max() < 1e-12:
         return None
     return xp.asarray(a, dtype=dtype), xp.asarray(b, dtype=dtype)
 

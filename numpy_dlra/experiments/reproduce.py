@@ -68,12 +68,13 @@ def _stats(recs):
     return {k: tables.mean_std([s[k] for s in st]) for k in ("acc", "comp")} | {"n": len(st)}
 
 
-def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, grid=FIG2_GRID, lambdas=FIG3_LAMBDA1):
+def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, grid=FIG2_GRID, lambdas=FIG3_LAMBDA1,
+              methods=METHODS):
     """Train what `what` needs (skipping finished runs) and write its table or figure into `out`; returns
     the text it printed. `settings`: TrainConfig fields shared by every run (epochs, data, ...)."""
     if what not in ("table1", "table2", "fig1", "fig2", "fig3", "fig4"):
         raise UserError(f"reproduce {what!r}: choose table1, table2, fig1, fig2, fig3 or fig4")
-    runs = _runs(settings, seeds)
+    runs = _runs(settings, seeds, methods)
     main_names = [n for n, _, _ in runs]
     if what == "fig2":
         runs += [r for tc in grid[0] for te in grid[1] for r in _runs(settings, seeds, ("dlra",), tau_cos=tc, tau_euc=te)]

@@ -117,3 +117,14 @@ def test_dask_cluster_runs_and_a_killed_worker_resumes(tmp_path):
             np.testing.assert_array_equal(a[k], b[k])
         strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in tables.read_metrics(p)]  # noqa: E731
         assert strip(tmp_path / "a" / "runs" / run) == strip(tmp_path / "b" / "runs" / run)
+
+
+def test_threads_per_job_share_the_cores_and_respect_the_callers_cap(monkeypatch):
+    from numpy_dlra.experiments.runner import threads_per_job
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert [threads_per_job(j) for j in (1, 4, 32)] == [16, 4, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert [threads_per_job(j) for j in (1, 4, 32)] == [2, 2, 1]

@@ -5,8 +5,8 @@ that is not finished (``summary.json`` with the same configuration and all its e
 an interrupted one from its checkpoint, so a killed runner loses nothing finished.
 
 - local (``jobs`` J): J runs at once, each a ``python -m numpy_dlra train`` process with
-  cores // J BLAS threads (set through the environment, so the processes do not oversubscribe the
-  cores). The flags are those of the configuration: every TrainConfig field is a flag.
+  cores // J BLAS threads (at most OMP_NUM_THREADS when that is set; passed through the environment,
+  so the processes do not oversubscribe the cores). The flags are those of the configuration: every TrainConfig field is a flag.
 - Dask (``scheduler`` ADDRESS, optional extra ``cluster``): each run is a task that trains in the
   worker's process (start workers with ``--nthreads 1`` and OMP_NUM_THREADS / OPENBLAS_NUM_THREADS
   set as their cores allow). A task whose worker dies is retried, and resumes from its checkpoint.
@@ -54,6 +54,14 @@ def _local(cfg, folder, threads, log):
     return rc
 
 
+def threads_per_job(jobs):
+    """BLAS threads for each of `jobs` processes: cores // jobs, capped by OMP_NUM_THREADS (or
+    OPENBLAS_NUM_THREADS) when the caller set it, so that a runner told to use one thread does."""
+    cap = min((int(os.environ[k]) for k in THREAD_VARS[:2] if os.environ.get(k, "").isdigit()), default=None)
+    n = max(1, (os.cpu_count() or 1) // jobs)
+    return max(1, min(n, cap)) if cap else n
+
+
 def train_in_worker(cfg_dict, folder):
     """A Dask task: train (or resume, or reuse) one run in this process; returns its final epoch."""
     from .train import train_or_reuse
@@ -79,7 +87,7 @@ def run_all(runs, out, jobs=1, scheduler=None, log=print):
                 fut.result()
                 log(f"{folders[name]}: done (dask)")
     elif todo:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = threads_per_job(jobs)
         with ThreadPoolExecutor(jobs) as pool:
             codes = list(pool.map(lambda r: _local(r[1], folders[r[0]], threads, log), todo))
         failed = [name for (name, _), rc in zip(todo, codes) if rc != 0]

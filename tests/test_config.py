@@ -36,7 +36,7 @@ BAD = {  # field: a value its validation refuses
     "epochs": 0, "batch_size": 0, "seed": -1, "dtype": "float16", "data": "some", "sizes": (784, 10, 3),
     "lr": 0.0, "beta1": 1.0, "beta2": -0.1, "eps": 0.0, "dropout": 1.0, "grad_noise_eta": -1.0,
     "grad_noise_gamma": -1.0, "lambda1": -1.0, "lambda2": -1.0, "tau_cos": 0.0, "tau_euc": 0.0,
-    "l2_on": "b", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1,
+    "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1,
     "init": "zeros", "val_fraction": 1.0, "split_seed": -1,
 }
 
@@ -59,7 +59,7 @@ def test_every_validated_field_is_covered_above():
 def test_fusion_rules_come_from_the_config_by_keyword():
     cfg = TrainConfig(method="dlra", lambda1=7.0, tau_cos=1e-3, tau_euc=0.5, fuse_ratio="sum", rare_axes="fusable",
                       adam_merge="reset", search_every=3)
-    assert FusionRules.from_config(cfg) == FusionRules(7.0, 1e-3, 0.5, "sum", "fusable", "reset", 3)
+    assert FusionRules.from_config(cfg) == FusionRules(7.0, 1e-3, 0.5, "sum", "fusable", "reset", 3, "closest")
 
 
 def test_older_run_folders_config_still_loads():

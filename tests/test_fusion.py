@@ -233,3 +233,52 @@ def test_which_axes_may_fuse(l, shape, axes):
     red = ClosestPairs(model)
     red.model.shape = lambda layer: shape  # only the shape of layer l is asked
     assert red.fusable_axes(l) == axes
+
+
+def _rotated(g, v, one_minus_cos):
+    """A vector of |v|'s length at angle arccos(1 - one_minus_cos) from v."""
+    u = g.standard_normal(v.shape)
+    u -= (u @ v) / (v @ v) * v
+    u *= np.linalg.norm(v) / np.linalg.norm(u)
+    c = 1.0 - one_minus_cos
+    return c * v + np.sqrt(1.0 - c * c) * u
+
+
+@pytest.mark.parametrize("which", ["closest", "one", "any"])
+def test_which_pairs_eq13_fuses_when_the_closest_pair_is_too_far_apart(which):
+    """Columns 0, 1: long (|w| = 1000) at 1 - cos = 5e-5: the closest pair, but D_euc = 10 > tau_euc.
+    Columns 5, 6: short (|w| = 1) at 1 - cos = 8e-5: D_euc = 0.013. Only "any" looks past the closest pair;
+    "one" and "closest" wait for it (here: "one" fuses nothing either)."""
+    g = np.random.default_rng(0)
+    sizes = (6, 40, 12, 3)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2, fn=False)
+    W = params["W2"]
+    W[:, 0] = 1000 * W[:, 0] / np.linalg.norm(W[:, 0])
+    W[:, 1] = _rotated(g, W[:, 0], 5e-5)
+    W[:, 5] /= np.linalg.norm(W[:, 5])
+    W[:, 6] = _rotated(g, W[:, 5], 8e-5)
+    pairs = ClosestPairs(model, FusionRules(lambda1=0.0, merge_pairs=which))
+    pairs.refresh(params)
+    assert pairs.pairs[(2, "cols")][:2] == (0, 1)
+    opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
+    recs = merge_step(pairs, params, opt, 1)
+    want = [(5, 6)] if which == "any" else []
+    recs = [r for r in recs if r["layer"] == 2]  # (the 3 x 12 last layer may hold a parallel pair of its own)
+    assert [tuple(sorted((r["kept"], r["dropped"]))) for r in recs] == want
+    if recs:
+        assert recs[0]["d_euc"] < 0.1 and 1 - abs(recs[0]["cos"]) < 1e-4
+
+
+@pytest.mark.parametrize("which, n_merges", [("closest", 2), ("one", 1), ("any", 2)])
+def test_one_fuses_at_most_once_per_layer_axis_and_step(which, n_merges):
+    g = np.random.default_rng(1)
+    sizes = (6, 40, 12, 3)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2, fn=False)
+    W = params["W2"]
+    W[:, 4] = 0.7 * W[:, 1]
+    W[:, 7] = -1.3 * W[:, 1]  # three exactly parallel columns: two fusions to make
+    pairs = ClosestPairs(model, FusionRules(lambda1=0.0, merge_pairs=which))
+    pairs.refresh(params)
+    opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
+    recs = merge_step(pairs, params, opt, 1)
+    assert [(r["layer"], r["axis"]) for r in recs if r["layer"] == 2] == [(2, "cols")] * n_merges

@@ -28,8 +28,12 @@ def candidate(pairs, l, axis):
 
 
 def merge_step(pairs, params, opt_state, step, probe=None):
-    """Fuse, layer by layer, while the closest pair on a fusable axis meets Eq. (13).
+    """Fuse, layer by layer, the pairs that Eq. (13) admits (``rules.merge_pairs`` says which).
 
+    "closest" (default): while the closest pair on a fusable axis meets Eq. (13), fuse it; "one": at
+    most one fusion per layer and axis and step, the closest pair's ("the pair that satisfies (13) is
+    merged"); "any": as "closest", and when the closest pair is parallel enough but fails the
+    Euclidean test, the most parallel pair that passes both (:func:`find_pair`).
     Call after each optimizer update and ``pairs.refresh``. Updates params, Adam's state, the
     factors and the model in place; returns one record per merge. `probe` (B, n_in), if given, is a
     fixed batch whose eval-mode logits are compared before and after each merge (probe_change: the
@@ -38,10 +42,12 @@ def merge_step(pairs, params, opt_state, step, probe=None):
     model, rules = pairs.model, pairs.rules
     records, before = [], None
     for l in range(1, model.n_layers + 1):
+        done = set()  # the axes of layer l fused this step (rules.merge_pairs == "one" fuses each once)
         while True:
             for axis in pairs.fusable_axes(l):
-                k, d, c, d_euc = candidate(pairs, l, axis)
-                if meets_eq13(c, d_euc, rules.tau_cos, rules.tau_euc):
+                found = None if axis in done else find_pair(pairs, params, l, axis)
+                if found:
+                    k, d, c, d_euc = found
                     break
             else:
                 break
@@ -50,6 +56,8 @@ def merge_step(pairs, params, opt_state, step, probe=None):
             r, s = fuse(model, params, opt_state, l, axis, k, d, rules)
             model.rebuild()
             pairs.refresh(params, layers=[l])  # the merged layer's Grams and pairs, afresh
+            if rules.merge_pairs == "one":
+                done.add(axis)
             rec = {"step": step, "layer": l, "axis": axis, "kept": k, "dropped": d, "r": r, "s": s,
                    "cos": c, "d_euc": d_euc, "shape": list(model.shape(l))}
             if probe is not None:
@@ -58,6 +66,36 @@ def merge_step(pairs, params, opt_state, step, probe=None):
                 before = after
             records.append(rec)
     return records
+
+
+def find_pair(pairs, params, l, axis):
+    """The pair to fuse on `axis` of layer l as (kept, dropped, cos, D_euc), or None if Eq. (13) admits none.
+
+    The closest pair, if it meets Eq. (13). With ``merge_pairs == "any"``, when the closest pair is
+    parallel enough (1 - |cos| < tau_cos) but too far apart (D_euc >= tau_euc), the Gram of the axis is
+    formed once more and the most parallel pair that meets both tests is returned. Only then: if the
+    closest pair fails the cosine test, every other pair does.
+    """
+    rules = pairs.rules
+    k, d, c, d_euc = candidate(pairs, l, axis)
+    if meets_eq13(c, d_euc, rules.tau_cos, rules.tau_euc):
+        return k, d, c, d_euc
+    if rules.merge_pairs != "any" or not 1.0 - abs(c) < rules.tau_cos:
+        return None
+    V = vectors(params, l, "cols" if axis == "cols" else "rows+b").astype(np.float64)
+    G = V.T @ V  # (n, n) Gram of the compared vectors
+    norms = np.sqrt(np.maximum(np.diag(G), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        C = np.where(np.outer(norms, norms) > 0, G / np.outer(norms, norms), 0.0)
+    i, j = np.nonzero(np.triu(1.0 - np.abs(C) < rules.tau_cos, 1))
+    for a in np.argsort(-np.abs(C[i, j]), kind="stable"):
+        ci = float(C[i[a], j[a]])
+        ni, nj = norms[i[a]], norms[j[a]]
+        de = float(min(ni, nj)) * math.sqrt(max(0.0, 2.0 * (1.0 - abs(ci))))
+        if meets_eq13(ci, de, rules.tau_cos, rules.tau_euc):
+            kk, dd = (int(i[a]), int(j[a])) if ni <= nj else (int(j[a]), int(i[a]))
+            return kk, dd, ci, de
+    return None
 
 
 def fuse(model, params, opt_state, l, axis, k, d, rules):

@@ -41,6 +41,7 @@ class FusionRules:
     rare_axes: str = "all"  # "all": Eq. (16) as printed; "fusable": only the axes that may be fused now
     adam_merge: str = "carry"  # "carry": m <- (r m_d + m_k)/s, v <- (r^2 v_d + v_k)/s^2; "reset": zeros
     search_every: int = 1  # 1: exact (search every Gram every step); K > 1: approximation, see module doc
+    merge_pairs: str = "closest"  # which pairs Eq. (13) fuses: "closest", "one" or "any" (merge.merge_step)
 
     @classmethod
     def from_config(cls, cfg):

@@ -80,6 +80,10 @@ class TrainConfig:
                         "that may fuse (an experiment)", ("all", "fusable"))
     adam_merge: str = _f("carry", "Adam's moments of a merged vector: carry (our choice) or reset to zero",
                          ("carry", "reset"))
+    merge_pairs: str = _f("closest", "which pairs Eq. 13 fuses after an update: closest, the closest pair of an axis "
+                          "while it meets Eq. 13 (our choice); one, at most one fusion per layer, axis and step; any, "
+                          "also less parallel pairs that pass when the closest fails the Euclidean test",
+                          ("closest", "one", "any"))
     search_every: int = _f(1, "1: find the closest pairs from fresh Grams every step (exact); K > 1: every K-th "
                            "step, re-measuring the last pairs in between (an approximation)")
     probe_size: int = _f(256, "validation images whose logits merges.jsonl compares before and after each merge (0: off)")

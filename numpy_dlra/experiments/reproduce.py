@@ -15,6 +15,7 @@ from ..data.fetch import atomic_write_bytes
 from ..errors import UserError
 from . import figures, tables
 from .config import TrainConfig
+from .run_folder import RunFolder
 from .runner import run_all
 
 PAPER_EPOCHS, PAPER_SEEDS = 2000, 20
@@ -51,12 +52,13 @@ def _runs(settings, seeds, methods=METHODS, **extra):
     return out
 
 
-def _caption(settings, seeds, recs, what):
+def _caption(settings, seeds, recs, what, dataset):
     cfg = TrainConfig(**settings)
     n = min((len(r) for r in recs if r), default=0)
     return (f"{what}: {n} of the paper's 2000 epochs, seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} runs per method), "
-            f"data {cfg.data}, batch {cfg.batch_size}, on {platform.node() or 'this machine'} "
-            f"({os.cpu_count()} cores). Paper: 20 runs of 2000 epochs.")
+            f"{dataset}, batch {cfg.batch_size}, on {platform.node() or 'this machine'} ({os.cpu_count()} cores). "
+            f"Test accuracy: each run's mean over its last {tables.LAST} epochs (all, when fewer), then mean ± std "
+            "over the runs. Paper: 20 runs of 2000 epochs.")
 
 
 def _write(out, name, text):
@@ -95,7 +97,8 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
         return [recs[n] for n, (c, _) in unique.items() if c.method == "dlra"
                 and all(getattr(c, k) == v for k, v in attrs.items())]
 
-    caption = lambda w: _caption(settings, seeds, [recs[n] for n in main_names], w)  # noqa: E731
+    dataset = next((s["dataset"] for s in (RunFolder(folders[n]).summary() for n in main_names) if s), "no data")
+    caption = lambda w: _caption(settings, seeds, [recs[n] for n in main_names], w, dataset)  # noqa: E731
     if what == "table1":
         t, sp = tables.table1(by), tables.speedup(by)
         md = tables.table1_markdown(t, caption("Table 1")) + _speedup_line(sp)

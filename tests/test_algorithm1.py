@@ -50,11 +50,22 @@ def test_the_trainer_is_a_loop_over_train_step(tmp_path, data, method):
     assert set(clock) <= set(PHASES) and all(v >= 0 for v in clock.values())
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_non_finite_loss_stops_with_the_step(data):
     cfg = TrainConfig(sizes=(784, 8, 10), data="embedded")
     rngs = make_rngs(0)
     model, params = build_model(cfg, rng=rngs["init"])
     params["W1"][0, 0] = np.nan
     opt = Adam()
-    with pytest.raises(UserError, match="the loss became nan at step 1"):
+    with pytest.raises(UserError, match="the loss became nan at step 1 .parameter W1 of layer 1 holds NaN"):
         train_step(model, params, opt, opt.init(params), data.x_train[:4], data.y_train[:4], cfg, rngs)
+    params["W1"][0, 0] = 0.0
+    x = data.x_train[:4].copy()
+    x[2, 5] = np.inf
+    with pytest.raises(UserError, match="the input batch holds NaN or Inf"):
+        train_step(model, params, opt, opt.init(params), x, data.y_train[:4], cfg, rngs)
+    params["W1"] *= 1e20  # finite, but the logits overflow float32
+    params["W2"] *= 1e20
+    with pytest.raises(UserError, match="the parameters are finite: the forward pass overflowed"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            train_step(model, params, opt, opt.init(params), data.x_train[:4], data.y_train[:4], cfg, rngs)

@@ -94,3 +94,12 @@ def test_module_entry_point_exit_status(tmp_path):
     r = subprocess.run([sys.executable, "-m", "numpy_dlra", "train", "--epochs", "-3", "--out", str(tmp_path / "x")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "numpy-dlra: error: --epochs -3" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_output_folder_that_cannot_be_created_exits_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "run"
+    assert main(["train", "--data", "embedded", "--epochs", "1", "--sizes", "784,8,10", "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: cannot create this folder" in err and "Traceback" not in err

@@ -63,7 +63,7 @@ def test_resume_drops_metrics_written_after_the_last_checkpoint(tmp_path, data):
 def test_outputs(tmp_path, data):
     s = run(tmp_path, "o", data, epochs=1)
     files = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert files == ["checkpoint.npz", "config.json", "metrics.jsonl", "summary.json"]
+    assert files == [".lock", "checkpoint.npz", "config.json", "metrics.jsonl", "summary.json"]
     rec = json.loads((tmp_path / "o" / "metrics.jsonl").read_text())
     assert set(rec) == {"epoch", "step", "train_loss", "train_task_loss", "train_rare_loss", "val_acc", "test_acc",
                         "params", "flops_per_sample", "flops_paper", "compression", "layers", "merges", "seconds"}
@@ -156,3 +156,51 @@ def test_fn_run_keeps_every_shape(tmp_path, data):
     s = run(tmp_path, "fn", data, epochs=1, method="fn")
     assert [(d["m"], d["n"]) for d in s["final"]["layers"]] == [(32, 784), (16, 32), (10, 16)]
     assert s["final"]["compression"] == 0.0 and not (tmp_path / "fn" / "merges.jsonl").exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over(tmp_path, data):
+    """What a run leaves when killed in its first epoch: config.json, an empty metrics.jsonl, the lock, maybe
+    a temporary file. Starting it again, or resuming it, trains from the beginning."""
+    straight = run(tmp_path, "straight", data, epochs=1)
+    for how in ("again", "resume"):
+        d = tmp_path / how
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        (d / "metrics.jsonl").write_text("")
+        (d / ".lock").write_text("")
+        (d / ".checkpoint.npz.x1y2.tmp").write_bytes(b"torn")
+        again = run(tmp_path, how, data, epochs=1, resume=how == "resume")
+        assert again["final"]["test_acc"] == straight["final"]["test_acc"]
+        np.testing.assert_array_equal(load_params(d)["W1"], load_params(tmp_path / "straight")["W1"])
+
+
+def test_a_second_process_on_the_same_run_folder_refuses(tmp_path, data):
+    from numpy_dlra.experiments.run_folder import RunFolder
+
+    with RunFolder(tmp_path / "busy").lock():
+        with pytest.raises(UserError, match="another process .pid [0-9]+. is training this run"):
+            run(tmp_path, "busy", data, epochs=1)
+    run(tmp_path, "busy", data, epochs=1)  # the lock is gone with its holder
+
+
+def test_an_output_folder_that_cannot_be_created_is_a_clear_error(tmp_path, data):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(UserError, match="--out .*file/run: cannot create this folder"):
+        run(tmp_path, "file/run", data, epochs=1)
+
+
+def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, data):
+    straight = run(tmp_path, "straight", data, epochs=3)
+    run(tmp_path, "c", data, epochs=2)
+    assert (tmp_path / "c" / "checkpoint.prev.npz").is_file()
+    p = tmp_path / "c" / "checkpoint.npz"
+    raw = bytearray(p.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte inside the arrays
+    p.write_bytes(bytes(raw))
+    logs = []
+    resumed = train(TrainConfig(**{**SMALL, "epochs": 3}), tmp_path / "c", resume=True, progress=False,
+                    log=logs.append, dataset=data)
+    assert any("using the previous checkpoint (epoch 1)" in m for m in logs), logs
+    for k, v in load_params(tmp_path / "straight").items():  # epoch 2 retrained from epoch 1: the same bits
+        np.testing.assert_array_equal(v, load_params(tmp_path / "c")[k])
+    assert straight["final"]["test_acc"] == resumed["final"]["test_acc"]

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import UserError
+from ..nn.backend import array_module
 from ..nn.optim import add_gradient_noise
 from .merge import merge_step
 from .rare import rare_term
@@ -54,7 +55,7 @@ def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe
         loss += pairs.rules.lambda1 * rare
     tick("RaRe term")
     if not math.isfinite(loss):
-        raise UserError(f"the loss became {loss} at step {opt_state['t'] + 1}; "
+        raise UserError(f"the loss became {loss} at step {opt_state['t'] + 1} ({_culprit(params, x)}); "
                         "lower --lr or --grad-noise-eta, or use --dtype float64")
     if cfg.grad_noise_eta > 0:
         add_gradient_noise(grads, opt_state["t"], cfg.grad_noise_eta, rngs["noise"], cfg.grad_noise_gamma)
@@ -69,6 +70,19 @@ def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe
         merges = merge_step(pairs, params, opt_state, step, probe)
         tick("merge test and merges")
     return StepResult(loss, task, rare, merges)
+
+
+def _culprit(params, x):
+    """Where a non-finite loss comes from: the batch, the first parameter array that is not finite, or
+    the forward pass (finite parameters whose products overflow)."""
+    xp = array_module(x)
+    if not bool(xp.isfinite(x).all()):
+        return "the input batch holds NaN or Inf"
+    for name, p in params.items():
+        if not bool(xp.isfinite(p).all()):
+            layer = "".join(ch for ch in name if ch.isdigit())
+            return f"parameter {name} of layer {layer} holds NaN or Inf" if layer else f"parameter {name} holds NaN or Inf"
+    return "the parameters are finite: the forward pass overflowed"
 
 
 class _Clock:

@@ -12,9 +12,20 @@
 Every whole-file write is atomic (a temporary file renamed over the old one), so a run killed at
 any moment leaves the previous checkpoint or the new one, never a torn file; metrics.jsonl and
 merges.jsonl are rewritten from the checkpoint's history when a run resumes.
+- The checkpoint carries the sha256 of its arrays, and the one before it is kept as
+  ``checkpoint.prev.npz``: a corrupt or missing checkpoint is detected and the previous one used,
+  with a warning.
+- A run killed before its first checkpoint left only its start files (config.json, empty
+  metrics.jsonl); such a folder may be started again (or "resumed": it starts over).
+- ``.lock`` (an advisory lock held while a process trains the run) makes a second process pointed
+  at the same folder refuse, so parallel jobs never interleave one run's files.
 """
+import contextlib
+import fcntl
+import hashlib
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +40,7 @@ from .config import TrainConfig
 
 _META = "__meta__"
 FORMAT = 1
+START_FILES = {"config.json", "metrics.jsonl", "merges.jsonl", ".lock"}  # what a run writes before its first epoch
 
 
 @dataclass
@@ -47,10 +59,22 @@ class RunState:
     pairs: list = None  # ClosestPairs.state() (dlra)
 
 
+def arrays_sha256(arrays):
+    """sha256 over the names, dtypes, shapes and bytes of `arrays` (NumPy), in name order."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(path, arrays, meta):
-    """Write `arrays` (dict name -> array, NumPy or CuPy) and JSON-able `meta` atomically to `path`."""
+    """Write `arrays` (dict name -> array, NumPy or CuPy) and JSON-able `meta` atomically to `path`;
+    meta gains ``sha256``, the checksum of the arrays, which :func:`load_checkpoint` verifies."""
     buf = io.BytesIO()
     payload = {k: to_numpy(a) for k, a in arrays.items()}
+    meta = dict(meta, sha256=arrays_sha256(payload))
     payload[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     np.savez(buf, **payload)
     atomic_write_bytes(path, buf.getvalue())
@@ -64,8 +88,12 @@ def load_checkpoint(path):
             meta = json.loads(z[_META].tobytes().decode())
     except FileNotFoundError:
         raise UserError(f"{path}: no checkpoint here (nothing to resume)") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError,
+            UnicodeDecodeError) as exc:
         raise UserError(f"{path}: unreadable checkpoint ({exc}); delete the run folder and start again") from None
+    if "sha256" in meta and arrays_sha256(arrays) != meta["sha256"]:
+        raise UserError(f"{path}: unreadable checkpoint (its arrays do not match their sha256); "
+                        "delete the run folder and start again")
     return arrays, meta
 
 
@@ -74,23 +102,71 @@ def _prefixed(arrays, prefix):
 
 
 class RunFolder:
+    warning = None  # set by load() when it fell back to the previous checkpoint
+
     def __init__(self, path):
         self.path = Path(path)
         self.checkpoint = self.path / "checkpoint.npz"
+        self.previous = self.path / "checkpoint.prev.npz"
         self.metrics = self.path / "metrics.jsonl"
         self.merges = self.path / "merges.jsonl"
 
-    def check_new(self):
-        """UserError unless the folder is absent or empty (a new run never mixes with old files)."""
+    def not_started(self):
+        """True when the folder is absent, empty, or holds only what a run writes before its first
+        checkpoint (and temporary files of interrupted writes): a run killed in its first epoch."""
         p = self.path
-        if p.exists() and (not p.is_dir() or any(p.iterdir())):
-            raise UserError(f"--out {p}: already exists and is not an empty folder; pass --resume to continue "
+        if not p.exists():
+            return True
+        if not p.is_dir():
+            return False
+        names = {f.name for f in p.iterdir() if not (f.name.startswith(".") and f.name.endswith(".tmp"))}
+        return names <= START_FILES
+
+    def check_new(self):
+        """UserError unless the folder may hold a new run: absent, empty, or a run killed before its
+        first checkpoint (a new run never mixes with another run's results)."""
+        if not self.not_started():
+            raise UserError(f"--out {self.path}: already exists and is not an empty folder; pass --resume to continue "
                             "the run there, or choose a new folder")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold ``.lock`` while the block runs; UserError if another process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise UserError(f"--out {self.path}: another process (pid {other}) is training this run; wait for "
+                                "it to finish, or choose another folder") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock (so does the death of the process)
+
+    def create(self):
+        """Make the folder; UserError naming --out if that is impossible."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--out {self.path}: cannot create this folder ({exc.strerror or exc}); "
+                            "choose a folder you can write to") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise UserError(f"--out {self.path}: this folder is not writable; choose a folder you can write to")
 
     def load(self, cfg=None):
         """The RunState of the last checkpoint. With `cfg`, check that it describes the same run
         (only ``epochs`` may differ) and raise UserError naming the differences otherwise."""
-        arrays, meta = load_checkpoint(self.checkpoint)
+        try:
+            arrays, meta = load_checkpoint(self.checkpoint)
+        except UserError as exc:
+            if not self.previous.is_file():
+                raise
+            arrays, meta = load_checkpoint(self.previous)
+            self.warning = f"{exc}; using the previous checkpoint (epoch {meta['epoch']}) instead"
         saved = TrainConfig.from_dict(meta["config"])
         if cfg is not None:
             a, b = saved.to_dict(), cfg.to_dict()
@@ -118,12 +194,16 @@ class RunFolder:
             meta["fn_k"] = state.fn_k
         if state.pairs is not None:
             meta["pairs"] = state.pairs
-        save_checkpoint(self.checkpoint, arrays, meta)
+        tmp = self.path / ".checkpoint.new.npz.tmp"
+        save_checkpoint(tmp, arrays, meta)  # complete on disk before the old one moves
+        if self.checkpoint.is_file():
+            os.replace(self.checkpoint, self.previous)
+        os.replace(tmp, self.checkpoint)
 
     def start(self, cfg, history, step, merges):
         """Create the folder, write config.json, and make metrics.jsonl (and merges.jsonl, with
         `merges`) hold exactly what the checkpoint's history covers: nothing after `step`."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.create()
         self.write_json("config.json", cfg.to_dict())
         atomic_write_bytes(self.metrics, "".join(json.dumps(r) + "\n" for r in history).encode())
         if merges:

@@ -49,9 +49,23 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
     Raises UserError (before writing anything) for an unusable `out` or bad data.
     """
     folder = RunFolder(out)
+    if resume and (folder.path / "config.json").is_file() and not folder.checkpoint.is_file() \
+            and not folder.previous.is_file() and folder.not_started():
+        log(f"{out}: no checkpoint yet (the run stopped before its first epoch ended): starting it over")
+        resume = False
     state = folder.load(cfg) if resume else folder.check_new()
+    if folder.warning:
+        log(f"warning: {folder.warning}")
     data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)).to(
         np, np.dtype(cfg.dtype))
+    folder.create()
+    with folder.lock():  # a second process on this folder refuses (UserError) instead of interleaving files
+        return _train(cfg, folder, state, data, progress, log)
+
+
+def _train(cfg, folder, state, data, progress, log):
+    """The run itself, under the folder's lock: build, then one epoch of train_step at a time."""
+    out = folder.path
 
     opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
     rngs = make_rngs(cfg.seed)

@@ -101,6 +101,8 @@ def find_pair(pairs, params, l, axis):
 def fuse(model, params, opt_state, l, axis, k, d, rules):
     """Fuse vector d into k on `axis` ("cols" or "rows") of layer l (Eqs. 8-12, corrected); returns (r, s).
 
+    With ``fuse_ratio == "sum"`` and a kept vector whose entries sum to (nearly) 0, where the paper's
+    estimator is undefined, r is the least-squares ratio (both are exact for parallel vectors).
     Columns: W' (m', n') loses column d, Q loses row d. Rows: W' loses row d and b' entry d, P loses
     column d. Adam's m and v lose the same entries; with ``rules.adam_merge == "carry"`` the kept
     entries become m_k <- (r m_d + m_k)/s (exact: the merged vector's gradient is (r g_d + g_k)/s)
@@ -108,7 +110,11 @@ def fuse(model, params, opt_state, l, axis, k, d, rules):
     """
     cols = axis == "cols"
     V = vectors(params, l, "cols" if cols else "rows+b")
-    r = fusion_ratio(V[:, d].astype(np.float64), V[:, k].astype(np.float64), rules.fuse_ratio)
+    w_d, w_k = V[:, d].astype(np.float64), V[:, k].astype(np.float64)
+    ratio = rules.fuse_ratio
+    if ratio == "sum" and abs(w_k.sum()) <= 1e-6 * np.abs(w_k).sum():
+        ratio = "lstsq"  # the paper's sum(w_d)/sum(w_k) is undefined (or unstable) here; the pair passed Eq. (13)
+    r = fusion_ratio(w_d, w_k, ratio)
     s = math.sqrt(r * r + 1.0)
     for name in [f"W{l}"] if cols else [f"W{l}", f"b{l}"]:
         p, m, v = params[name], opt_state["m"][name], opt_state["v"][name]

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 
+from .. import faults
 from ..data.fetch import atomic_write_bytes
 from ..errors import UserError
 from . import figures, tables
@@ -62,6 +63,7 @@ def _caption(settings, seeds, recs, what, dataset):
 
 
 def _write(out, name, text):
+    faults.reached("table-write")
     atomic_write_bytes(out / name, text.encode())
 
 

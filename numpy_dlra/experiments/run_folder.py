@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import faults
 from ..data.fetch import atomic_write_bytes
 from ..dlra.layer import LayerFactors
 from ..errors import UserError
@@ -181,6 +182,15 @@ class RunFolder:
         return RunState(saved, _prefixed(arrays, "param/"), opt_state, meta["rng"], meta["epoch"], meta["step"],
                         meta["history"], factors, meta.get("fn_k"), meta.get("pairs"))
 
+    @contextlib.contextmanager
+    def writing(self, what):
+        """Turn a failed write (a full disk, a folder gone read-only) into a UserError that names it."""
+        try:
+            yield
+        except OSError as exc:
+            raise UserError(f"{self.path / what}: cannot write it ({exc.strerror or exc}); the last checkpoint is "
+                            "intact: free some space and rerun with --resume") from None
+
     def save(self, state):
         """Write the checkpoint of `state` (after an epoch), atomically."""
         arrays = {f"param/{k}": v for k, v in state.params.items()}
@@ -195,10 +205,13 @@ class RunFolder:
         if state.pairs is not None:
             meta["pairs"] = state.pairs
         tmp = self.path / ".checkpoint.new.npz.tmp"
-        save_checkpoint(tmp, arrays, meta)  # complete on disk before the old one moves
-        if self.checkpoint.is_file():
-            os.replace(self.checkpoint, self.previous)
-        os.replace(tmp, self.checkpoint)
+        with self.writing("checkpoint.npz"):
+            save_checkpoint(tmp, arrays, meta)  # complete on disk before the old one moves
+            faults.reached("checkpoint-write")
+            if self.checkpoint.is_file():
+                os.replace(self.checkpoint, self.previous)
+            faults.reached("checkpoint-swap")
+            os.replace(tmp, self.checkpoint)
 
     def start(self, cfg, history, step, merges):
         """Create the folder, write config.json, and make metrics.jsonl (and merges.jsonl, with
@@ -214,11 +227,12 @@ class RunFolder:
             atomic_write_bytes(self.merges, "".join(kept).encode())
 
     def append(self, path, records):
-        with open(path, "a") as f:
+        with self.writing(Path(path).name), open(path, "a") as f:
             f.write("".join(json.dumps(r) + "\n" for r in records))
 
     def write_json(self, name, obj):
-        atomic_write_bytes(self.path / name, (json.dumps(obj, indent=2) + "\n").encode())
+        with self.writing(name):
+            atomic_write_bytes(self.path / name, (json.dumps(obj, indent=2) + "\n").encode())
 
     def summary(self):
         """The summary.json of a finished run, or None."""

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from .. import faults
 from ..data.datasets import load_dataset
 from ..dlra.algorithm1 import train_step
 from ..dlra.network import FactorizedMLP, compression
@@ -102,6 +103,9 @@ def _train(cfg, folder, state, data, progress, log):
                 idx = perm[i * bs:(i + 1) * bs]
                 r = train_step(model, params, opt, opt_state, x[idx], y[idx], cfg, rngs, pairs, probe)
                 step += 1
+                faults.reached("step")
+                if r.merges:
+                    faults.reached("merge")
                 merges += r.merges
                 loss_sum += r.loss
                 task_sum += r.task

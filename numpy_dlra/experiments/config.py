@@ -69,9 +69,9 @@ class TrainConfig:
     grad_noise_gamma: float = _f(0.55, "gradient-noise decay: variance eta / (1 + t)^gamma (Neelakantan et al.)")
     lambda1: float = _f(None, "RaRe weight, Eq. 18 (default 20 for dlra, as the paper; 0 otherwise)", type=float)
     lambda2: float = _f(None, "L2 weight, Eqs. 17-18 (default 0.1 for dlra, as the paper; 0 otherwise)", type=float)
-    l2_on: str = _f("effective", "which weight Eq. 17's L2 term reads (fn, dlra): w, W' as printed; effective, "
-                    "FN(W') = c W' (our choice, measured: docs/choices.md); dense, P FN(W') Q (equal to effective: "
-                    "merges keep P's and Q's scales unit-norm)", ("w", "effective", "dense"))
+    l2_on: str = _f("w", "which weight Eq. 17's L2 term reads (fn, dlra): w, W' as printed (the default, measured: "
+                    "docs/choices.md); effective, FN(W') = c W'; dense, P FN(W') Q (equal to effective: merges keep "
+                    "P's and Q's scales unit-norm)", ("w", "effective", "dense"))
     tau_cos: float = _f(1e-4, "Eq. 13's threshold on 1 - |cos| (paper)")
     tau_euc: float = _f(1e-1, "Eq. 13's threshold on D_euc (paper)")
     fuse_ratio: str = _f("lstsq", "r of Eq. 9: lstsq <w_d,w_k>/<w_k,w_k> (our choice) or sum, the paper's "

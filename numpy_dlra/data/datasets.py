@@ -158,10 +158,16 @@ def load_embedded():
         uint8 (1000,)
     """
     try:
-        with np.load(EMBEDDED_PATH) as z:
-            return z["x_train"], z["y_train"], z["x_test"], z["y_test"]
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{EMBEDDED_PATH}: cannot read the embedded subset ({exc}); reinstall numpy_dlra") from None
+        with np.load(EMBEDDED_PATH, allow_pickle=False) as z:
+            arrays = z["x_train"], z["y_train"], z["x_test"], z["y_test"]
+    except Exception as exc:  # noqa: BLE001 - any malformed file (zip, npy header, truncation) is the same fault
+        raise DataError(f"{EMBEDDED_PATH}: cannot read the embedded subset ({type(exc).__name__}: {exc}); "
+                        "reinstall numpy_dlra") from None
+    for x, y in (arrays[:2], arrays[2:]):
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"{EMBEDDED_PATH}: not the embedded subset ({len(x)} images and {len(y)} labels of "
+                            f"shapes {x.shape}, {y.shape}); reinstall numpy_dlra")
+    return arrays
 
 
 def stratified_indices(labels, fraction=None, per_class=None, rng=None):

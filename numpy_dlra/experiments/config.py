@@ -6,6 +6,7 @@ Where the paper is silent the default is our choice and the help says so (docs/c
 evidence). Construction validates every field; an error names the flag and what to do.
 """
 import dataclasses
+import math
 from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 
@@ -106,6 +107,17 @@ class TrainConfig:
                 value = getattr(self, name) if value is None else value
                 raise ConfigError(f"{flag(name)} {value!r}: {what}")
 
+        for f in dataclasses.fields(self):  # types first: a config.json may hold anything
+            v = getattr(self, f.name)
+            if f.type is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+                need(math.isfinite(v), f.name, "must be a finite number")
+                object.__setattr__(self, f.name, float(v))
+            elif f.type is float or f.type is int and (not isinstance(v, int) or isinstance(v, bool)):
+                need(False, f.name, "must be a number" if f.type is float else "must be an integer")
+            elif f.type is str and not isinstance(v, str):
+                need(False, f.name, "must be a string")
+            elif f.type is tuple and not isinstance(v, (tuple, list)):
+                need(False, f.name, "must be a list")
         for f in dataclasses.fields(self):
             choices = f.metadata["choices"]
             if choices:

@@ -23,6 +23,7 @@ from ..data.datasets import load_dataset
 from ..dlra.algorithm1 import train_step
 from ..dlra.network import FactorizedMLP, compression
 from ..dlra.pairs import ClosestPairs, FusionRules
+from ..errors import UserError
 from ..nn.optim import Adam
 from .build import build_model, initial_params, params_at_init
 from .config import TrainConfig
@@ -59,6 +60,9 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
         log(f"warning: {folder.warning}")
     data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)).to(
         np, np.dtype(cfg.dtype))
+    if cfg.batch_size > len(data.y_train):
+        raise UserError(f"--batch-size {cfg.batch_size}: larger than the {len(data.y_train)} training images of "
+                        f"{data.name}; choose at most {len(data.y_train)}")
     folder.create()
     with folder.lock():  # a second process on this folder refuses (UserError) instead of interleaving files
         return _train(cfg, folder, state, data, progress, log)

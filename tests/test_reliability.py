@@ -137,3 +137,17 @@ def test_zero_vectors_and_the_papers_ratio_at_a_zero_sum_give_no_nan():
     assert [(r["layer"], r["axis"], r["r"]) for r in recs if r["layer"] == 2] == [(2, "cols", pytest.approx(-1.7))]
     assert all(np.isfinite(v).all() for v in params.values())
     assert model.shape(2) == (6, 5) and not params["W2"][:, 0].any()
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_up_front(tmp_path, monkeypatch):
+    from numpy_dlra.experiments import resources
+
+    cfg = TrainConfig(method="dlra", data="embedded", epochs=1)
+    need = resources.estimate_bytes(cfg, 6000, 784)
+    assert 0.3 * 2**30 < need < 1.0 * 2**30  # the paper's network on the embedded subset
+    big = TrainConfig(method="dlra", data="embedded", sizes=(784, 30000, 30000, 10), batch_size=4000)
+    assert resources.estimate_bytes(big, 6000, 784) > 10 * 2**30  # two 30000^2 Grams alone are 7 GiB
+    monkeypatch.setattr(resources, "available_bytes", lambda: 2**30)
+    with pytest.raises(UserError, match=r"needs about .* GiB of memory and 1.0 GiB are available: lower --batch-size"):
+        train(big, tmp_path / "big", progress=False, log=lambda m: None)
+    assert not (tmp_path / "big").exists()

@@ -28,6 +28,7 @@ from ..nn.optim import Adam
 from .build import build_model, initial_params, params_at_init
 from .config import TrainConfig
 from .progress import Progress
+from .resources import check_fits
 from .run_folder import RunFolder, RunState
 
 RNG_STREAMS = ("init", "shuffle", "dropout", "noise")
@@ -60,6 +61,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
         log(f"warning: {folder.warning}")
     data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)).to(
         np, np.dtype(cfg.dtype))
+    check_fits(cfg, len(data.y_train) + len(data.y_val) + len(data.y_test), int(np.prod(data.x_train.shape[1:])))
     if cfg.batch_size > len(data.y_train):
         raise UserError(f"--batch-size {cfg.batch_size}: larger than the {len(data.y_train)} training images of "
                         f"{data.name}; choose at most {len(data.y_train)}")

@@ -36,7 +36,7 @@ def cli(out, *extra, kill_at=None):
 
 def lines(path):
     recs = [json.loads(s) for s in path.read_text().splitlines()] if path.exists() else []
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in recs]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "train_seconds")} for r in recs]
 
 
 @pytest.fixture(scope="module")

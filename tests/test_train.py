@@ -43,7 +43,7 @@ def test_resume_is_bitwise_identical(tmp_path, data, dtype):
     assert a["W1"].dtype == np.dtype(dtype)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "train_seconds")}  # noqa: E731
     assert strip(straight["final"]) == strip(resumed["final"])
     lines = [json.loads(s) for s in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3]
@@ -66,7 +66,8 @@ def test_outputs(tmp_path, data):
     assert files == [".lock", "checkpoint.npz", "config.json", "metrics.jsonl", "summary.json"]
     rec = json.loads((tmp_path / "o" / "metrics.jsonl").read_text())
     assert set(rec) == {"epoch", "step", "train_loss", "train_task_loss", "train_rare_loss", "val_acc", "test_acc",
-                        "params", "flops_per_sample", "flops_paper", "compression", "layers", "merges", "seconds"}
+                        "params", "flops_per_sample", "flops_paper", "compression", "layers", "merges", "seconds",
+                        "train_seconds"}
     assert rec["params"] == 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
     assert s["dataset"] == "fashion-mnist-embedded" and s["n_train"] == 4500 and s["n_val"] == 500
     assert 30.0 < rec["test_acc"] <= 100.0  # learned something in one epoch (chance is 10 %)
@@ -148,7 +149,7 @@ def test_dlra_run_shrinks_records_every_merge_and_resumes_bitwise(tmp_path, data
     assert final["params"] == sum(W.size for k, W in a.items() if k[0] in "Wbg")
     assert final["flops_per_sample"] == sum(2 * a[f"W{l}"].size for l in range(1, 4))
     assert any(stats["feat"] > stats["m"] for stats in final["layers"][:-1])  # feature groups of both signs
-    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "train_seconds")}  # noqa: E731
     assert strip(final) == strip(resumed["final"])
 
 

@@ -5,7 +5,7 @@ the epoch's batches), train_task_loss, train_rare_loss (L_RaRe, dlra), val_acc a
 (percent, eval mode), params (trainable), flops_per_sample (the models' flops_per_sample),
 flops_paper (the paper's count, 2 sum feat_{l-1} feat_l for DLRA), compression (%, against the same
 net at initialization), layers (per layer m', n' and the reduced feature dim), merges (this epoch),
-seconds.
+seconds (the epoch, evaluation included) and train_seconds (the training pass alone).
 
 Methods: ``baseline`` (the dense MLP, or the CNN), ``fn`` (every layer as FN(W'), P = Q = I) and
 ``dlra`` (fn + RaRe + L2 + a merge test after every update). All three start from the same dense
@@ -117,6 +117,7 @@ def _train(cfg, folder, state, data, progress, log):
                 task_sum += r.task
                 rare_sum += r.rare
                 bar.update(1, loss=r.loss)
+        t_train = time.perf_counter() - t0
         n_params = model.param_count()
         rec = {
             "epoch": epoch,
@@ -133,6 +134,7 @@ def _train(cfg, folder, state, data, progress, log):
             "layers": model.layer_stats(),
             "merges": len(merges),
             "seconds": time.perf_counter() - t0,
+            "train_seconds": t_train,  # the training pass alone (steps, merges), comparable across frameworks
         }
         history.append(rec)
         if pairs:

@@ -151,3 +151,17 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_up_front(tmp_path, monkeypat
     with pytest.raises(UserError, match=r"needs about .* GiB of memory and 1.0 GiB are available: lower --batch-size"):
         train(big, tmp_path / "big", progress=False, log=lambda m: None)
     assert not (tmp_path / "big").exists()
+
+
+def test_the_runner_resumes_a_run_left_between_its_two_checkpoints(tmp_path):
+    """Killed between moving the old checkpoint aside and putting the new one in place: only
+    checkpoint.prev.npz is there. The runner still resumes the run (from it) instead of refusing the folder."""
+    from numpy_dlra.experiments.runner import train_argv
+
+    cfg = TrainConfig(sizes=(784, 8, 10), data="embedded", batch_size=500, epochs=1)
+    train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    os.replace(tmp_path / "run" / "checkpoint.npz", tmp_path / "run" / "checkpoint.prev.npz")
+    assert train_argv(cfg, tmp_path / "run")[-1] == "--resume"
+    logs = []
+    train(TrainConfig(**{**cfg.to_dict(), "epochs": 2}), tmp_path / "run", resume=True, progress=False, log=logs.append)
+    assert any("using the previous checkpoint (epoch 1)" in m for m in logs)

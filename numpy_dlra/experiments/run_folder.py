@@ -112,6 +112,10 @@ class RunFolder:
         self.metrics = self.path / "metrics.jsonl"
         self.merges = self.path / "merges.jsonl"
 
+    def has_checkpoint(self):
+        """Whether there is a checkpoint to resume from (the latest, or the one before it)."""
+        return self.checkpoint.is_file() or self.previous.is_file()
+
     def not_started(self):
         """True when the folder is absent, empty, or holds only what a run writes before its first
         checkpoint (and temporary files of interrupted writes): a run killed in its first epoch."""

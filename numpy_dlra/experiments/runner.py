@@ -40,7 +40,7 @@ def train_argv(cfg, folder):
         elif f.name == "layer_ranks":
             v = ",".join(f"{a}:{b}" for a, b in v)
         argv += [flag(f.name), str(v)]
-    if (Path(folder) / "checkpoint.npz").is_file():
+    if RunFolder(folder).has_checkpoint():
         argv.append("--resume")
     return argv
 

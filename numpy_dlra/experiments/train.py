@@ -52,8 +52,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
     Raises UserError (before writing anything) for an unusable `out` or bad data.
     """
     folder = RunFolder(out)
-    if resume and (folder.path / "config.json").is_file() and not folder.checkpoint.is_file() \
-            and not folder.previous.is_file() and folder.not_started():
+    if resume and (folder.path / "config.json").is_file() and not folder.has_checkpoint() and folder.not_started():
         log(f"{out}: no checkpoint yet (the run stopped before its first epoch ended): starting it over")
         resume = False
     state = folder.load(cfg) if resume else folder.check_new()
@@ -67,6 +66,8 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
                         f"{data.name}; choose at most {len(data.y_train)}")
     folder.create()
     with folder.lock():  # a second process on this folder refuses (UserError) instead of interleaving files
+        if state is None:
+            folder.check_new()  # again under the lock: another process may have finished a run here meanwhile
         return _train(cfg, folder, state, data, progress, log)
 
 
@@ -172,4 +173,4 @@ def train_or_reuse(cfg, out, log=print):
             and summary["final"]["epoch"] == cfg.epochs:
         log(f"{out}: done before, reused")
         return summary
-    return train(cfg, out, resume=folder.checkpoint.is_file(), progress=False, log=log)
+    return train(cfg, out, resume=folder.has_checkpoint(), progress=False, log=log)

@@ -114,19 +114,20 @@ class FNLinear:
     def forward(self, params, z, *, training=False, rng=None):
         W, b = params["W"], params["b"]
         u = z @ W.T  # (B, n') @ (n', m') -> (B, m')
-        c = None
+        c = f2 = None
         if self.k is not None:
-            c = fn_scale(W, params["g"], self.k)
+            f2 = sq_norm(W)  # ||W'||_F^2, kept for backward (one pass over W' a step instead of two)
+            c = self.k * float(params["g"][0]) / f2**0.5  # = fn_scale(W, g, k)
             u *= u.dtype.type(c)
         u += b
-        return u, (z, W, params.get("g"), c)
+        return u, (z, W, params.get("g"), c, f2)
 
     def backward(self, du, cache, *, input_grad=True):
-        z, W, g, c = cache
+        z, W, g, c, f2 = cache
         gW = du.T @ z  # (m', B) @ (B, n') -> (m', n'): dL/d(c W')
         if c is None:
             return (du @ W if input_grad else None), {"W": gW, "b": du.sum(axis=0)}  # (B, m') @ (m', n')
-        gW, gg = fn_backward_inplace(gW, W, self.k, float(g[0]))
+        gW, gg = fn_backward_inplace(gW, W, self.k, float(g[0]), f2)
         grads = {"W": gW, "b": du.sum(axis=0), "g": gg}
         dz = None
         if input_grad:
@@ -146,7 +147,7 @@ def fn_scale(W, g, k):
     return k * float(g[0]) / sq_norm(W) ** 0.5
 
 
-def fn_backward_inplace(dY, W, k, g):
+def fn_backward_inplace(dY, W, k, g, f2=None):
     """Eq. (15)'s backward, overwriting dY (m', n') = dL/d(c W') with dL/dW'; returns (dW', dg (1,)).
 
     With f = ||W'||_F and c = k g / f:  dL/dW' = c (dY - (<dY, W'> / f^2) W'),  dL/dg = k <dY, W'> / f.
@@ -154,7 +155,7 @@ def fn_backward_inplace(dY, W, k, g):
     """
     xp = array_module(W)
     inner = float(xp.dot(dY.reshape(-1), W.reshape(-1)))
-    f2 = sq_norm(W)
+    f2 = sq_norm(W) if f2 is None else f2  # forward's ||W'||_F^2 when it has it
     c = k * g / f2**0.5
     dg = xp.asarray([k * inner / f2**0.5], dtype=W.dtype)
     scaled_add_(dY, -c * inner / f2, W, b=c)

@@ -141,6 +141,8 @@ def _reproduce(args):
     settings = {n: getattr(args, n) for n in CONFIG_FIELDS if n not in REPRODUCE_OWN and getattr(args, n) is not None}
     settings["epochs"] = args.epochs
     TrainConfig(**settings)  # every setting checked before any training
+    if args.what == "fig3" and not _floats("--lambda1-values", args.lambda1_values):
+        raise UserError(f"--lambda1-values {args.lambda1_values!r}: give at least one value, e.g. 1,10,20,40")
     cos, _, euc = args.tau_grid.partition("x")
     grid = (_floats("--tau-grid", cos), _floats("--tau-grid", euc))
     if not grid[0] or not grid[1]:

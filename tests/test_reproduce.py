@@ -128,3 +128,13 @@ def test_threads_per_job_share_the_cores_and_respect_the_callers_cap(monkeypatch
     assert [threads_per_job(j) for j in (1, 4, 32)] == [16, 4, 1]
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert [threads_per_job(j) for j in (1, 4, 32)] == [2, 2, 1]
+
+
+def test_seeds_are_a_count_or_a_list_without_repeats():
+    from numpy_dlra.errors import UserError
+    from numpy_dlra.experiments.reproduce import parse_seeds
+
+    assert parse_seeds("3") == [0, 1, 2] and parse_seeds("3,5,8") == [3, 5, 8]
+    for bad in (",", "0,0", "-1,2", "0", "x"):
+        with pytest.raises(UserError, match="--seeds"):
+            parse_seeds(bad)

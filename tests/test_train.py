@@ -205,3 +205,35 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, data):
     for k, v in load_params(tmp_path / "straight").items():  # epoch 2 retrained from epoch 1: the same bits
         np.testing.assert_array_equal(v, load_params(tmp_path / "c")[k])
     assert straight["final"]["test_acc"] == resumed["final"]["test_acc"]
+
+
+def test_after_a_fallback_the_bad_checkpoint_is_set_aside_and_the_previous_stays_good(tmp_path, data):
+    run(tmp_path, "c", data, epochs=2)
+    p = tmp_path / "c" / "checkpoint.npz"
+    p.write_bytes(p.read_bytes()[:200])  # torn
+    run(tmp_path, "c", data, epochs=3, resume=True)
+    assert (tmp_path / "c" / "checkpoint.bad.npz").is_file()
+    assert run_folder.load_checkpoint(tmp_path / "c" / "checkpoint.prev.npz")[1]["epoch"] == 2  # good, not the torn one
+
+
+def test_a_torn_last_line_of_merges_jsonl_does_not_stop_a_resume(tmp_path, data):
+    run(tmp_path, "t", data, epochs=1, **DLRA)
+    with open(tmp_path / "t" / "merges.jsonl", "a") as f:
+        f.write('{"step": 1, "lay')  # a full disk in the middle of an append
+    run(tmp_path, "t", data, epochs=2, resume=True, **DLRA)
+    assert all(json.loads(s) for s in (tmp_path / "t" / "merges.jsonl").read_text().splitlines())
+
+
+def test_a_folder_with_results_is_never_taken_for_a_run_that_did_not_start(tmp_path, data):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    (d / "metrics.jsonl").write_text('{"epoch": 1}\n')  # results, but no checkpoint
+    with pytest.raises(UserError, match="already exists and is not an empty folder"):
+        run(tmp_path, "r", data, epochs=1)
+
+
+def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path, data):
+    run(tmp_path, "e", data, epochs=2)
+    with pytest.raises(UserError, match="--epochs 1: the run in .* has trained 2 epochs already"):
+        run(tmp_path, "e", data, epochs=1, resume=True)

@@ -25,6 +25,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..nn.backend import array_module
 
 
@@ -141,10 +143,13 @@ class ClosestPairs:
                 self.pairs[(l, k)] = (i, j, c, math.sqrt(max(float(G[i, i]), 0.0)), math.sqrt(max(float(G[j, j]), 0.0)))
 
     def _buffer(self, shape, dtype, slot=0):
-        key = (shape, str(dtype), slot)  # reused scratch: a fresh 1 MB array costs page faults every step
-        if key not in self._scratch:
-            self._scratch[key] = self.model.xp.empty(shape, dtype=dtype)
-        return self._scratch[key]
+        """A reused scratch array of `shape` (a fresh 1 MB array costs page faults every step): one buffer per
+        slot and dtype, as large as the largest shape asked for, viewed in its first prod(shape) entries, so
+        that the shapes a long run passes through as it merges do not each keep a buffer."""
+        key, size = (str(dtype), slot), int(np.prod(shape))
+        if key not in self._scratch or self._scratch[key].size < size:
+            self._scratch[key] = self.model.xp.empty(size, dtype=dtype)
+        return self._scratch[key][:size].reshape(shape)
 
     def state(self):
         """The pairs' indices, for a checkpoint: [[layer, kind, i, j], ...]."""

@@ -35,8 +35,8 @@ def initial_params(path, fresh):
     try:
         with np.load(path, allow_pickle=False) as z:
             given = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"--init-from {path}: cannot read it ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - missing, truncated or not an .npz: the same answer
+        raise UserError(f"--init-from {path}: cannot read it ({type(exc).__name__}: {exc})") from None
     want = {k: v.shape for k, v in fresh.items()}
     got = {k: v.shape for k, v in given.items()}
     if want != got:

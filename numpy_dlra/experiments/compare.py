@@ -73,7 +73,10 @@ def compare_ranks(dlra_run, baseline_run, out, finetune_epochs=5, log=print):
         else:
             truncated[f"W{l}"] = dense[f"W{l}"]
         truncated[f"b{l}"] = dense[f"b{l}"]
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create this folder ({exc.strerror or exc})") from None
     np.savez(out / "truncated.npz", **truncated)
     data = load_dataset(bcfg.data, bcfg.val_fraction, bcfg.split_seed, log=log, dataset=bcfg.dataset).to(np, np.float32)
     fixed = replace(bcfg, layer_ranks=tuple(sorted(ranks.items())))

@@ -28,14 +28,12 @@ FIG3_LAMBDA1 = (1.0, 10.0, 20.0, 40.0)  # the paper's Fig. 3 (10.41, 27.22, 30.6
 def parse_seeds(text):
     """'20' -> 0..19; '3,5,8' -> those seeds."""
     try:
-        if "," in str(text):
-            return [int(s) for s in str(text).split(",") if s.strip()]
-        n = int(text)
+        seeds = [int(s) for s in str(text).split(",") if s.strip()] if "," in str(text) else list(range(int(text)))
     except ValueError:
         raise UserError(f"--seeds {text!r}: give a count (20) or a comma-separated list (0,3,5)") from None
-    if n < 1:
-        raise UserError(f"--seeds {text!r}: at least one seed")
-    return list(range(n))
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r}: give at least one seed, none negative, none twice")
+    return seeds
 
 
 def _runs(settings, seeds, methods=METHODS, **extra):
@@ -48,7 +46,7 @@ def _runs(settings, seeds, methods=METHODS, **extra):
             cfg = TrainConfig(method=m, seed=s, **settings, **(extra if m == "dlra" else {}))
             ref = TrainConfig(method=m, seed=s, **settings)
             shown = {k: v for k, v in extra.items() if m == "dlra" and getattr(cfg, k) != getattr(ref, k)}
-            tag = "".join(f"-{k.replace('_', '')}{v:g}" for k, v in sorted(shown.items()))
+            tag = "".join(f"-{k.replace('_', '')}{v:.12g}" for k, v in sorted(shown.items()))
             out.append((f"{m}{tag}-seed{s}", cfg, tuple(sorted(extra.items())) if m == "dlra" else ()))
     return out
 
@@ -56,7 +54,8 @@ def _runs(settings, seeds, methods=METHODS, **extra):
 def _caption(settings, seeds, recs, what, dataset):
     cfg = TrainConfig(**settings)
     n = min((len(r) for r in recs if r), default=0)
-    return (f"{what}: {n} of the paper's 2000 epochs, seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} runs per method), "
+    shown = f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+    return (f"{what}: {n} of the paper's 2000 epochs, seeds {shown} ({len(seeds)} runs per method), "
             f"{dataset}, batch {cfg.batch_size}, on {platform.node() or 'this machine'} ({os.cpu_count()} cores). "
             f"Test accuracy: each run's mean over its last {tables.LAST} epochs (all, when fewer), then mean ± std "
             "over the runs. Paper: 20 runs of 2000 epochs.")
@@ -87,7 +86,11 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
     unique = {}
     for n, c, v in runs:  # the default variant appears once per seed
         unique.setdefault(n, (c, v))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create this folder ({exc.strerror or exc}); choose a folder you can "
+                        "write to") from None
     folders = run_all([(n, c) for n, (c, _) in unique.items()], out, jobs, scheduler, log)
     recs = {name: tables.read_metrics(f) for name, f in folders.items()}
     by = {}

@@ -11,7 +11,8 @@
 
 Every whole-file write is atomic (a temporary file renamed over the old one), so a run killed at
 any moment leaves the previous checkpoint or the new one, never a torn file; metrics.jsonl and
-merges.jsonl are rewritten from the checkpoint's history when a run resumes.
+a resumed run rewrites metrics.jsonl from the checkpoint's history and keeps of merges.jsonl the
+lines up to the checkpoint's step (a torn last line is dropped).
 - The checkpoint carries the sha256 of its arrays, and the one before it is kept as
   ``checkpoint.prev.npz``: a corrupt or missing checkpoint is detected and the previous one used,
   with a warning.
@@ -125,7 +126,8 @@ class RunFolder:
         if not p.is_dir():
             return False
         names = {f.name for f in p.iterdir() if not (f.name.startswith(".") and f.name.endswith(".tmp"))}
-        return names <= START_FILES
+        # metrics.jsonl gets its first line only after the first checkpoint: a run with results is never "not started"
+        return names <= START_FILES and (not self.metrics.exists() or self.metrics.stat().st_size == 0)
 
     def check_new(self):
         """UserError unless the folder may hold a new run: absent, empty, or a run killed before its
@@ -137,8 +139,12 @@ class RunFolder:
     @contextlib.contextmanager
     def lock(self):
         """Hold ``.lock`` while the block runs; UserError if another process holds it."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self.create()
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"--out {self.path}: cannot open its lock file .lock ({exc.strerror or exc}); choose a "
+                            "folder you can write to") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -146,6 +152,9 @@ class RunFolder:
                 other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 raise UserError(f"--out {self.path}: another process (pid {other}) is training this run; wait for "
                                 "it to finish, or choose another folder") from None
+            except OSError as exc:  # e.g. a network file system without locks
+                raise UserError(f"--out {self.path}: cannot lock this folder ({exc.strerror or exc}); put the runs on "
+                                "a file system that supports flock") from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
@@ -172,6 +181,9 @@ class RunFolder:
                 raise
             arrays, meta = load_checkpoint(self.previous)
             self.warning = f"{exc}; using the previous checkpoint (epoch {meta['epoch']}) instead"
+            if self.checkpoint.exists():  # kept for a look, but never again rotated over the good previous one
+                os.replace(self.checkpoint, self.path / "checkpoint.bad.npz")
+                self.warning += "; the bad one is now checkpoint.bad.npz"
         saved = TrainConfig.from_dict(meta["config"])
         if cfg is not None:
             a, b = saved.to_dict(), cfg.to_dict()
@@ -222,13 +234,20 @@ class RunFolder:
         `merges`) hold exactly what the checkpoint's history covers: nothing after `step`."""
         self.create()
         self.write_json("config.json", cfg.to_dict())
-        atomic_write_bytes(self.metrics, "".join(json.dumps(r) + "\n" for r in history).encode())
+        with self.writing("metrics.jsonl"):
+            atomic_write_bytes(self.metrics, "".join(json.dumps(r) + "\n" for r in history).encode())
         if merges:
             kept = []
             if self.merges.exists():
-                kept = [ln for ln in self.merges.read_text().splitlines(keepends=True)
-                        if ln.strip() and json.loads(ln)["step"] <= step]
-            atomic_write_bytes(self.merges, "".join(kept).encode())
+                for ln in self.merges.read_text().splitlines(keepends=True):
+                    try:
+                        rec = json.loads(ln)
+                    except ValueError:  # a line torn by a kill or a full disk: nothing after it was written whole
+                        break
+                    if rec["step"] <= step:
+                        kept.append(ln if ln.endswith("\n") else ln + "\n")
+            with self.writing("merges.jsonl"):
+                atomic_write_bytes(self.merges, "".join(kept).encode())
 
     def append(self, path, records):
         with self.writing(Path(path).name), open(path, "a") as f:

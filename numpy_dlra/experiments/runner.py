@@ -80,12 +80,25 @@ def run_all(runs, out, jobs=1, scheduler=None, log=print):
             from distributed import Client
         except ImportError:
             raise UserError("--scheduler needs Dask: pip install 'numpy_dlra[cluster]'") from None
-        with Client(scheduler, timeout=30) as client:
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UserError(f"--scheduler {scheduler}: cannot connect ({exc}); check the address and that the "
+                            "scheduler runs") from None
+        with client:
             futures = [client.submit(train_in_worker, cfg.to_dict(), str(folders[name]), key=f"numpy-dlra-{name}",
                                      retries=3, pure=False) for name, cfg in todo]
+            failed = []
             for (name, _), fut in zip(todo, futures):
-                fut.result()
-                log(f"{folders[name]}: done (dask)")
+                try:
+                    fut.result()
+                    log(f"{folders[name]}: done (dask)")
+                except Exception as exc:  # noqa: BLE001 - a worker's error (or its death, 4 times): name the run
+                    failed.append(name)
+                    log(f"{folders[name]}: failed on the cluster ({type(exc).__name__}: {exc})")
+            if failed:
+                raise UserError(f"{len(failed)} run(s) failed on the cluster: {', '.join(failed)}; rerun the same "
+                                "command to resume them")
     elif todo:
         threads = threads_per_job(jobs)
         with ThreadPoolExecutor(jobs) as pool:

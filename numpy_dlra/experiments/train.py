@@ -52,23 +52,38 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
     Raises UserError (before writing anything) for an unusable `out` or bad data.
     """
     folder = RunFolder(out)
-    if resume and (folder.path / "config.json").is_file() and not folder.has_checkpoint() and folder.not_started():
-        log(f"{out}: no checkpoint yet (the run stopped before its first epoch ended): starting it over")
-        resume = False
-    state = folder.load(cfg) if resume else folder.check_new()
-    if folder.warning:
-        log(f"warning: {folder.warning}")
+    if not resume:  # a new run: check everything before the folder is made
+        folder.check_new()
+        data = _data(cfg, dataset, log)
+        folder.create()
+        with folder.lock():  # a second process on this folder refuses (UserError) instead of interleaving files
+            folder.check_new()  # again under the lock: another process may have finished a run here meanwhile
+            return _train(cfg, folder, None, data, progress, log)
+    if not folder.path.is_dir():
+        folder.load(cfg)  # raises "no checkpoint here"
+    with folder.lock():  # the state is read under the lock, so no other process can move it on meanwhile
+        state = None
+        if (folder.path / "config.json").is_file() and not folder.has_checkpoint() and folder.not_started():
+            log(f"{out}: no checkpoint yet (the run stopped before its first epoch ended): starting it over")
+        else:
+            state = folder.load(cfg)
+            if folder.warning:
+                log(f"warning: {folder.warning}")
+            if state.epoch > cfg.epochs:
+                raise UserError(f"--epochs {cfg.epochs}: the run in {out} has trained {state.epoch} epochs already; "
+                                f"give --epochs {state.epoch} or more")
+        return _train(cfg, folder, state, _data(cfg, dataset, log), progress, log)
+
+
+def _data(cfg, dataset, log):
+    """The run's data in its dtype, after checking that the run fits in memory and the batch in the data."""
     data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)).to(
         np, np.dtype(cfg.dtype))
     check_fits(cfg, len(data.y_train) + len(data.y_val) + len(data.y_test), int(np.prod(data.x_train.shape[1:])))
     if cfg.batch_size > len(data.y_train):
         raise UserError(f"--batch-size {cfg.batch_size}: larger than the {len(data.y_train)} training images of "
                         f"{data.name}; choose at most {len(data.y_train)}")
-    folder.create()
-    with folder.lock():  # a second process on this folder refuses (UserError) instead of interleaving files
-        if state is None:
-            folder.check_new()  # again under the lock: another process may have finished a run here meanwhile
-        return _train(cfg, folder, state, data, progress, log)
+    return data
 
 
 def _train(cfg, folder, state, data, progress, log):

@@ -67,3 +67,12 @@ def test_older_run_folders_config_still_loads():
     assert TrainConfig.from_dict(d) == TrainConfig()
     with pytest.raises(ConfigError, match="unknown configuration keys"):
         TrainConfig.from_dict(TrainConfig().to_dict() | {"extra": {"x": 1}})
+
+
+def test_widths_must_be_integers():
+    import numpy as np
+
+    assert TrainConfig(sizes=(np.int64(784), 5, 10)).sizes == (784, 5, 10)
+    for bad in ((784, 5.5, 10), (784, "5", 10), (784, True, 10)):
+        with pytest.raises(ConfigError, match="--sizes .*: give integer widths"):
+            TrainConfig(sizes=bad)

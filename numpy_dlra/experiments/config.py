@@ -7,6 +7,7 @@ evidence). Construction validates every field; an error names the flag and what 
 """
 import dataclasses
 import math
+import numbers
 from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 
@@ -122,10 +123,9 @@ class TrainConfig:
             choices = f.metadata["choices"]
             if choices:
                 need(getattr(self, f.name) in choices, f.name, f"choose one of {', '.join(choices)}")
-        try:
-            object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
-        except (TypeError, ValueError):
-            need(False, "sizes", "give integer widths, e.g. 784,500,10")
+        need(all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in self.sizes), "sizes",
+             "give integer widths, e.g. 784,500,10")
+        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
         try:
             object.__setattr__(self, "layer_ranks", tuple((int(l), int(r)) for l, r in self.layer_ranks))
         except (TypeError, ValueError):

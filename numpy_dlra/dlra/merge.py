@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..nn.backend import array_module
+from ..nn.backend import array_module, to_numpy
 from .equations import fusion_ratio, meets_eq13
 from .pairs import vectors
 
@@ -82,7 +82,7 @@ def find_pair(pairs, params, l, axis):
         return k, d, c, d_euc
     if rules.merge_pairs != "any" or not 1.0 - abs(c) < rules.tau_cos:
         return None
-    V = vectors(params, l, "cols" if axis == "cols" else "rows+b").astype(np.float64)
+    V = to_numpy(vectors(params, l, "cols" if axis == "cols" else "rows+b")).astype(np.float64)  # rare: on the host
     G = V.T @ V  # (n, n) Gram of the compared vectors
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -110,7 +110,7 @@ def fuse(model, params, opt_state, l, axis, k, d, rules):
     """
     cols = axis == "cols"
     V = vectors(params, l, "cols" if cols else "rows+b")
-    w_d, w_k = V[:, d].astype(np.float64), V[:, k].astype(np.float64)
+    w_d, w_k = to_numpy(V[:, d]).astype(np.float64), to_numpy(V[:, k]).astype(np.float64)  # two vectors, host
     ratio = rules.fuse_ratio
     if ratio == "sum" and abs(w_k.sum()) <= 1e-6 * np.abs(w_k).sum():
         ratio = "lstsq"  # the paper's sum(w_d)/sum(w_k) is undefined (or unstable) here; the pair passed Eq. (13)

@@ -6,28 +6,31 @@ from ..dlra.network import FactorizedMLP
 from ..errors import UserError
 from ..models.cnn import CNN
 from ..models.mlp import MLP, init_params
+from ..nn.backend import array_module
 
 
-def build_model(cfg, rng=None, state=None):
+def build_model(cfg, rng=None, state=None, xp=np):
     """(model, params) of `cfg`: fresh from the generator `rng`, or around a :class:`.run_folder.RunState`.
 
     baseline: :class:`MLP` (fixed-rank layers from ``rank`` and ``layer_ranks``) or :class:`CNN`;
     fn, dlra: :class:`FactorizedMLP` from the same dense initialization (P = Q = I, FN on).
+    The parameters live on array module `xp` (drawn on the host by `rng`, then copied there once).
     """
     dtype = np.dtype(cfg.dtype)
     L = len(cfg.sizes) - 1
+    saved = {k: xp.asarray(v) for k, v in state.params.items()} if state else None
     if cfg.model == "cnn":
         (h, w, c), classes = DATASETS[cfg.dataset]
         model = CNN((h, w, c), classes, rank=cfg.rank)
-        return model, (state.params if state else model.init_params(rng, dtype))
+        return model, (saved if state else model.init_params(rng, dtype, xp=xp))
     if cfg.method == "baseline":
         ranks = dict(cfg.layer_ranks) | ({L: cfg.rank} if cfg.rank else {})
-        params = state.params if state else init_params(cfg.sizes, rng, dtype, cfg.init, ranks=ranks)
+        params = saved if state else init_params(cfg.sizes, rng, dtype, cfg.init, xp=xp, ranks=ranks)
         return MLP(cfg.sizes, cfg.dropout, tuple(sorted(ranks.items()))), params
     if state is None:  # fn, dlra: the dense initialization, factorized with P = Q = I
-        return FactorizedMLP.from_dense(init_params(cfg.sizes, rng, dtype, cfg.init), cfg.sizes, cfg.dropout, fn=True,
-                                        l2_on=cfg.l2_on)
-    return FactorizedMLP(cfg.sizes, state.factors, state.fn_k, cfg.dropout, dtype=dtype, l2_on=cfg.l2_on), state.params
+        return FactorizedMLP.from_dense(init_params(cfg.sizes, rng, dtype, cfg.init, xp=xp), cfg.sizes, cfg.dropout,
+                                        fn=True, xp=xp, l2_on=cfg.l2_on)
+    return FactorizedMLP(cfg.sizes, state.factors, state.fn_k, cfg.dropout, xp=xp, dtype=dtype, l2_on=cfg.l2_on), saved
 
 
 def initial_params(path, fresh):
@@ -41,7 +44,7 @@ def initial_params(path, fresh):
     got = {k: v.shape for k, v in given.items()}
     if want != got:
         raise UserError(f"--init-from {path}: its arrays {got} do not fit the model's {want}")
-    return {k: given[k].astype(fresh[k].dtype) for k in fresh}
+    return {k: array_module(fresh[k]).asarray(given[k], dtype=fresh[k].dtype) for k in fresh}  # onto fresh's device
 
 
 def params_at_init(cfg, model):

@@ -58,6 +58,8 @@ class TrainConfig:
     batch_size: int = _f(128, "examples per step (paper: not stated; our choice)")
     seed: int = _f(0, "seeds the initialization, shuffling, dropout and noise")
     dtype: str = _f("float32", "floating-point type of the arrays", ("float32", "float64"))
+    device: str = _f("cpu", "cpu: NumPy; cuda: CuPy on the GPU (the optional extra gpu). The dropout and noise draws "
+                     "differ between the two: a CUDA run is reproducible on its own device only", ("cpu", "cuda"))
     data: str = _f("auto", "full Fashion-MNIST, the embedded 5000/1000 subset, or auto (full when found)",
                    ("auto", "full", "embedded"))
     sizes: tuple = _f(None, "MLP widths, comma-separated (default 784,500,500,500,500,500,10; "

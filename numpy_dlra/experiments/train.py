@@ -6,6 +6,8 @@ the epoch's batches), train_task_loss, train_rare_loss (L_RaRe, dlra), val_acc a
 flops_paper (the paper's count, 2 sum feat_{l-1} feat_l for DLRA), compression (%, against the same
 net at initialization), layers (per layer m', n' and the reduced feature dim), merges (this epoch),
 seconds (the epoch, evaluation included) and train_seconds (the training pass alone).
+With ``device = "cuda"`` the data and parameters go to the GPU once; see :mod:`numpy_dlra.nn.backend`
+for what changes (the dropout and noise generators).
 
 Methods: ``baseline`` (the dense MLP, or the CNN), ``fn`` (every layer as FN(W'), P = Q = I) and
 ``dlra`` (fn + RaRe + L2 + a merge test after every update). All three start from the same dense
@@ -24,6 +26,7 @@ from ..dlra.algorithm1 import train_step
 from ..dlra.network import FactorizedMLP, compression
 from ..dlra.pairs import ClosestPairs, FusionRules
 from ..errors import UserError
+from ..nn.backend import device_rng, module_for, synchronize
 from ..nn.optim import Adam
 from .build import build_model, initial_params, params_at_init
 from .config import TrainConfig
@@ -42,7 +45,7 @@ def make_rngs(seed):
 
 def accuracy(model, params, x, y):
     """Percent of correct eval-mode predictions. x: (N, n_in), y: (N,)."""
-    return float((model.predict(params, x) == y).mean() * 100.0)
+    return float((model.predict(params, x) == y).mean()) * 100.0
 
 
 def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, dataset=None):
@@ -77,9 +80,10 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
 
 def _data(cfg, dataset, log):
     """The run's data in its dtype, after checking that the run fits in memory and the batch in the data."""
-    data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)).to(
-        np, np.dtype(cfg.dtype))
+    xp = module_for(cfg.device)  # UserError before anything is written when CuPy or the GPU is missing
+    data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset))
     check_fits(cfg, len(data.y_train) + len(data.y_val) + len(data.y_test), int(np.prod(data.x_train.shape[1:])))
+    data = data.to(xp, np.dtype(cfg.dtype))  # the one copy to the device
     if cfg.batch_size > len(data.y_train):
         raise UserError(f"--batch-size {cfg.batch_size}: larger than the {len(data.y_train)} training images of "
                         f"{data.name}; choose at most {len(data.y_train)}")
@@ -92,9 +96,11 @@ def _train(cfg, folder, state, data, progress, log):
 
     opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
     rngs = make_rngs(cfg.seed)
-    model, params = build_model(cfg, rng=rngs["init"], state=state)
+    xp = module_for(cfg.device)
+    model, params = build_model(cfg, rng=rngs["init"], state=state, xp=xp)
     if state:
-        opt_state = state.opt_state
+        opt_state = {"t": state.opt_state["t"]} | {k: {n: xp.asarray(a) for n, a in state.opt_state[k].items()}
+                                                  for k in ("m", "v")}
         for name, st in state.rng_states.items():
             rngs[name].bit_generator.state = st
         start, step, history = state.epoch, state.step, state.history
@@ -117,7 +123,9 @@ def _train(cfg, folder, state, data, progress, log):
     n_batches = math.ceil(n / bs)
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        perm = rngs["shuffle"].permutation(n)
+        perm = xp.asarray(rngs["shuffle"].permutation(n))  # drawn on the host, as on the CPU; one copy an epoch
+        if xp is not np:  # CuPy's generators cannot be saved: re-seeded every epoch (nn.backend)
+            rngs |= {s: device_rng(xp, cfg.seed, RNG_STREAMS.index(s), epoch) for s in ("dropout", "noise")}
         loss_sum = task_sum = rare_sum = 0.0
         merges = []
         with Progress(n_batches, f"epoch {epoch}/{cfg.epochs}", enabled=progress) as bar:
@@ -133,6 +141,7 @@ def _train(cfg, folder, state, data, progress, log):
                 task_sum += r.task
                 rare_sum += r.rare
                 bar.update(1, loss=r.loss)
+        synchronize(xp)
         t_train = time.perf_counter() - t0
         n_params = model.param_count()
         rec = {
@@ -156,7 +165,8 @@ def _train(cfg, folder, state, data, progress, log):
         if pairs:
             folder.append(folder.merges, merges)
         factorized = isinstance(model, FactorizedMLP)
-        folder.save(RunState(cfg, params, opt_state, {k: g.bit_generator.state for k, g in rngs.items()}, epoch,
+        folder.save(RunState(cfg, params, opt_state, {k: g.bit_generator.state for k, g in rngs.items()
+                                                      if isinstance(g, np.random.Generator)}, epoch,
                              step, history, model.factors if factorized else None,
                              model.fn_k if factorized else None, pairs.state() if pairs else None))
         folder.append(folder.metrics, [rec])

@@ -11,8 +11,14 @@ import numpy
 from .backend import array_module
 
 # Elementwise updates run over blocks of this many elements so that the several passes of one
-# update stay in the CPU cache instead of streaming the whole array from memory each time.
+# update stay in the CPU cache instead of streaming the whole array from memory each time. On a GPU
+# every operation is a kernel launch: there the block is the whole array (:func:`_block`).
 _BLOCK = 1 << 15
+
+
+def _block(xp, size):
+    """Elements per block: _BLOCK on the CPU (cache-sized), the whole array on a GPU."""
+    return _BLOCK if xp is numpy else max(size, 1)
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,10 @@ class Adam:
             xp = array_module(p)
             m, v, g = state["m"][k].reshape(-1), state["v"][k].reshape(-1), grads[k].reshape(-1)
             pf = p.reshape(-1)
-            dt = p.dtype.type
-            tmp = xp.empty(min(_BLOCK, pf.size), dtype=p.dtype)
-            for s in range(0, pf.size, _BLOCK):
-                sl = slice(s, s + _BLOCK)
+            dt, B = p.dtype.type, _block(xp, pf.size)
+            tmp = xp.empty(min(B, pf.size), dtype=p.dtype)
+            for s in range(0, pf.size, B):
+                sl = slice(s, s + B)
                 gb, mb, vb, pb = g[sl], m[sl], v[sl], pf[sl]
                 tb = tmp[: gb.size]
                 # m += (1 - b1) (g - m)
@@ -77,11 +83,11 @@ def scaled_add_(y, a, x, b=1.0):
     through a small scratch buffer, so that no array-sized temporary is made."""
     xp = array_module(y)
     yf, xf = y.reshape(-1), x.reshape(-1)
-    dt = y.dtype.type
-    tmp = xp.empty(min(_BLOCK, yf.size), dtype=y.dtype)
-    for s in range(0, yf.size, _BLOCK):
-        yb, tb = yf[s:s + _BLOCK], tmp[: min(_BLOCK, yf.size - s)]
-        xp.multiply(xf[s:s + _BLOCK], dt(a), out=tb)
+    dt, B = y.dtype.type, _block(xp, yf.size)
+    tmp = xp.empty(min(B, yf.size), dtype=y.dtype)
+    for s in range(0, yf.size, B):
+        yb, tb = yf[s:s + B], tmp[: min(B, yf.size - s)]
+        xp.multiply(xf[s:s + B], dt(a), out=tb)
         if b != 1.0:
             yb *= dt(b)
         yb += tb
@@ -140,9 +146,10 @@ def add_gradient_noise(grads, t, eta, rng, gamma=0.55):
     for g in grads.values():
         xp = array_module(g)
         gf = g.reshape(-1)
-        buf = xp.empty(min(2 * _BLOCK, gf.size), dtype=g.dtype)
-        for s in range(0, gf.size, 2 * _BLOCK):
-            k = min(2 * _BLOCK, gf.size - s)
+        B = 2 * _block(xp, gf.size)
+        buf = xp.empty(min(B, gf.size), dtype=g.dtype)
+        for s in range(0, gf.size, B):
+            k = min(B, gf.size - s)
             _box_muller(rng, k, g.dtype, xp, buf)
             buf[:k] *= g.dtype.type(sigma)
             gf[s:s + k] += buf[:k]

@@ -483,6 +483,7 @@ def test_sparse_products_give_device_arrays(cp, sparse):
         assert type(r) is cp.ndarray
         np.testing.assert_array_equal(r.get(), expected)
     assert type(A.data) is cp.ndarray and type(A * 2.0) is sparse.csr_matrix
+    assert A.sum(axis=1).ravel().shape == (2,)  # an ndarray on the device, not SciPy's numpy.matrix
     assert cp._transfers["arrays"] == 6  # only the .get() calls above
 
 

@@ -7,7 +7,8 @@ Everything in the table is measured in one run of this script, so its ratios com
   one ``train_step`` per batch as in training, every method from the same initialization; the
   baseline's GEMM arithmetic per second and its share of the peak; the time of the step's GEMMs
   alone (the floor of a dense step here); fn and DLRA against the baseline; DLRA against its own
-  floor, the baseline epoch plus the 10 Gram matrices Eq. (16) needs every step, timed alone; the
+  floor, the baseline epoch plus the 10 Gram matrices Eq. (16) needs every step, timed alone (and
+  plus the whole closest-pair phase, Grams and searches, timed alone); the
   approximation ``--search-every 4`` against the baseline; peak resident memory of each run (each
   case runs in its own process); PyTorch's epoch of the same baseline work on the same threads,
   when PyTorch is installed (pip install torch==2.13.0: CPU build);
@@ -155,6 +156,15 @@ def gram_seconds(xp):
     return best_time(grams, reps=3, inner=3, xp=xp)
 
 
+def refresh_seconds(xp):
+    """The trainer's whole phase 5 at the initial shapes, timed alone: ``ClosestPairs.refresh``, i.e. the
+    Grams plus the 16 closest-pair searches over them (and the rows-with-bias Grams built from them)."""
+    cfg = TrainConfig(method="dlra")
+    model, params = build_model(cfg, rng=np.random.default_rng(0), xp=xp)
+    pairs = ClosestPairs(model, FusionRules.from_config(cfg))
+    return best_time(lambda: pairs.refresh(params), reps=3, inner=3, xp=xp)
+
+
 def torch_epoch(batch, n_threads, steps):
     """PyTorch (CPU) doing the baseline's work: dropout, cross-entropy, gradient noise, Adam. None if absent."""
     try:
@@ -228,9 +238,9 @@ def main(argv=None):
              f"scaled to an epoch, the fastest of {a.reps} interleaved runs.", ""]
     head = ("| batch | steps/epoch | matmul peak (GFLOP/s) | GEMMs alone (s/epoch) | baseline (s/epoch) | GFLOP/s | "
             "% of peak | PyTorch (s/epoch) | baseline / PyTorch | fn / baseline | DLRA (s/epoch) | DLRA / baseline | "
-            "DLRA / (baseline + Grams) | search-every 4 / baseline | peak RSS MiB (base, fn, DLRA) |")
+            "DLRA / (baseline + Grams) | DLRA / (baseline + Grams and searches) | search-every 4 / baseline | peak RSS MiB (base, fn, DLRA) |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    grams = gram_seconds(xp)
+    grams, refresh = gram_seconds(xp), refresh_seconds(xp)
     breakdown = None
     for batch in [int(b) for b in a.batches.split(",")]:
         per_epoch = math.ceil(N_TRAIN / batch)
@@ -246,17 +256,19 @@ def main(argv=None):
             if xp is np and torch_available() else None
         t_torch = tr[0] * scale if tr else None
         floor = base + grams * per_epoch
+        floor2 = base + refresh * per_epoch
         lines.append(
             f"| {batch} | {per_epoch} | {peak:.0f} | {gemm_s * per_epoch:.2f} | {base:.2f} | {rate:.0f} | "
             f"{100 * rate / peak:.0f} | {f'{t_torch:.2f}' if tr else 'n/a'} | {f'{base / t_torch:.2f}' if tr else 'n/a'} | "
-            f"{ep['fn'] / base:.2f} | {ep['dlra']:.2f} | {ep['dlra'] / base:.2f} | {ep['dlra'] / floor:.2f} | "
+            f"{ep['fn'] / base:.2f} | {ep['dlra']:.2f} | {ep['dlra'] / base:.2f} | {ep['dlra'] / floor:.2f} | {ep['dlra'] / floor2:.2f} | "
             f"{ep['dlra-search4'] / base:.2f} | {r['baseline']['peak_mib']:.0f}, {r['fn']['peak_mib']:.0f}, "
             f"{r['dlra']['peak_mib']:.0f} |")
         print(lines[-1], flush=True)
         if batch == 128 or breakdown is None:
             breakdown = (batch, r["dlra"], steps)
     b, d, steps = breakdown
-    lines += ["", f"The 10 Grams of a step alone: {1e3 * grams:.2f} ms. DLRA's step at batch {b} by phase "
+    lines += ["", f"The 10 Grams of a step alone: {1e3 * grams:.2f} ms; with the closest-pair searches (the whole of "
+              f"phase 5, `ClosestPairs.refresh`): {1e3 * refresh:.2f} ms. DLRA's step at batch {b} by phase "
               f"({d['merges']} merges in {steps} steps):", "", "| phase | ms/step | share |", "|---|---|---|"]
     lines += [f"| {k} | {1e3 * v / steps:.2f} | {100 * v / d['seconds']:.1f} % |" for k, v in d["parts"].items()]
     if tr:

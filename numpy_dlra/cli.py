@@ -76,6 +76,8 @@ def _parser():
                    help="fig2: TAU_COS values x TAU_EUC values (default 1e-5,1e-4,1e-3x0.05,0.1,0.2)")
     r.add_argument("--lambda1-values", default="1,10,20,40", help="fig3: the lambda1 values (default: the paper's 1,10,20,40)")
     r.add_argument("--out", required=True, help="folder for runs/, the tables and the figures")
+    r.add_argument("--no-train", action="store_true", help="train nothing: draw the table or figure from the runs "
+                                                          "already finished in --out (each row says how many)")
     add_config_flags(r, [n for n in CONFIG_FIELDS if n not in REPRODUCE_OWN], {n: None for n in CONFIG_FIELDS})
 
     c = sub.add_parser("compare-ranks", help="at the ranks a DLRA run found: DLRA vs SVD truncation (with and without "
@@ -151,7 +153,8 @@ def _reproduce(args):
     if not methods or set(methods) - {"baseline", "fn", "dlra"} or (args.what in ("table2", "fig4") and "dlra" not in methods):
         raise UserError(f"--methods {args.methods!r}: give some of baseline,fn,dlra (table2 and fig4 need dlra)")
     text = reproduce(args.what, settings, parse_seeds(args.seeds), Path(args.out), args.jobs, args.scheduler,
-                     grid=grid, lambdas=_floats("--lambda1-values", args.lambda1_values), methods=methods)
+                     grid=grid, lambdas=_floats("--lambda1-values", args.lambda1_values), methods=methods,
+                     train=not args.no_train)
     print(text, end="")
     return 0
 

@@ -36,6 +36,26 @@ def test_table1_table2_and_the_figures_at_a_tiny_budget(tmp_path, capsys):
     assert "resuming" in (out / "runs" / "dlra-seed1.log").read_text()
 
 
+def test_no_train_draws_from_the_finished_runs_only(tmp_path, capsys):
+    out = tmp_path / "n"
+    assert main(["reproduce", "table1", "--epochs", "1", "--methods", "baseline,fn", "--out", str(out)] + TINY) == 0
+    capsys.readouterr()
+    # 2 epochs asked: every 1-epoch run is unfinished; fn seed 0 is brought to 2 epochs alone
+    assert main(["reproduce", "table1", "--epochs", "2", "--methods", "fn", "--seeds", "1", "--out", str(out)]
+                + TINY[:-2]) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in (out / "runs").iterdir())
+    assert main(["reproduce", "table1", "--epochs", "2", "--no-train", "--out", str(out)] + TINY) == 0
+    text = capsys.readouterr().out
+    assert "1 of 6 runs finished; --no-train: nothing is trained; left out (missing or unfinished): baseline-seed0, " \
+           "baseline-seed1, fn-seed1, dlra-seed0, dlra-seed1" in text
+    assert "| +FN | 1 |" in text and "Baseline" not in text.split("|---")[-1]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == before, "--no-train trained something"
+    assert [r["epoch"] for r in tables.read_metrics(out / "runs" / "baseline-seed0")] == [1]
+    assert main(["reproduce", "fig4", "--epochs", "2", "--no-train", "--out", str(out)] + TINY) == 2
+    assert "no finished dlra run" in capsys.readouterr().err
+
+
 def test_fig2_and_fig3_train_their_variants_once(tmp_path, capsys):
     out = tmp_path / "f"
     args = ["--epochs", "1", "--out", str(out)] + TINY[:-2] + ["--seeds", "1"]

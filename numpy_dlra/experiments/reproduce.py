@@ -17,7 +17,7 @@ from ..errors import UserError
 from . import figures, tables
 from .config import TrainConfig
 from .run_folder import RunFolder
-from .runner import run_all
+from .runner import finished_runs, run_all
 
 PAPER_EPOCHS, PAPER_SEEDS = 2000, 20
 METHODS = ("baseline", "fn", "dlra")
@@ -55,7 +55,8 @@ def _caption(settings, seeds, recs, what, dataset):
     cfg = TrainConfig(**settings)
     n = min((len(r) for r in recs if r), default=0)
     shown = f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
-    return (f"{what}: {n} of the paper's 2000 epochs, seeds {shown} ({len(seeds)} runs per method), "
+    per = f"{len(seeds)} runs per method" if all(recs) else "the runs column counts each method's finished runs"
+    return (f"{what}: {n} of the paper's 2000 epochs, seeds {shown} ({per}), "
             f"{dataset}, batch {cfg.batch_size}, on {platform.node() or 'this machine'} ({os.cpu_count()} cores). "
             f"Test accuracy: each run's mean over its last {tables.LAST} epochs (all, when fewer), then mean ± std "
             "over the runs. Paper: 20 runs of 2000 epochs.")
@@ -72,9 +73,11 @@ def _stats(recs):
 
 
 def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, grid=FIG2_GRID, lambdas=FIG3_LAMBDA1,
-              methods=METHODS):
+              methods=METHODS, train=True):
     """Train what `what` needs (skipping finished runs) and write its table or figure into `out`; returns
-    the text it printed. `settings`: TrainConfig fields shared by every run (epochs, data, ...)."""
+    the text it printed. `settings`: TrainConfig fields shared by every run (epochs, data, ...).
+    With ``train=False`` (``--no-train``) nothing is trained: the table or figure is drawn from the runs
+    already finished, and each method's row says how many runs it holds."""
     if what not in ("table1", "table2", "fig1", "fig2", "fig3", "fig4"):
         raise UserError(f"reproduce {what!r}: choose table1, table2, fig1, fig2, fig3 or fig4")
     runs = _runs(settings, seeds, methods)
@@ -91,19 +94,24 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create this folder ({exc.strerror or exc}); choose a folder you can "
                         "write to") from None
-    folders = run_all([(n, c) for n, (c, _) in unique.items()], out, jobs, scheduler, log)
+    todo = [(n, c) for n, (c, _) in unique.items()]
+    folders = run_all(todo, out, jobs, scheduler, log) if train else finished_runs(todo, out, log)
     recs = {name: tables.read_metrics(f) for name, f in folders.items()}
+    asked, main_names = main_names, [n for n in main_names if n in recs]
+    if not main_names:
+        raise UserError(f"--no-train: no run in {out / 'runs'} is finished with these settings; drop --no-train to "
+                        "train them")
     by = {}
     for n in main_names:
         by.setdefault(unique[n][0].method, []).append(recs[n])
     dlra = TrainConfig(method="dlra", **settings)
 
     def select(**attrs):  # the records of the dlra runs whose configuration has these values
-        return [recs[n] for n, (c, _) in unique.items() if c.method == "dlra"
+        return [recs[n] for n, (c, _) in unique.items() if c.method == "dlra" and n in recs
                 and all(getattr(c, k) == v for k, v in attrs.items())]
 
     dataset = next((s["dataset"] for s in (RunFolder(folders[n]).summary() for n in main_names) if s), "no data")
-    caption = lambda w: _caption(settings, seeds, [recs[n] for n in main_names], w, dataset)  # noqa: E731
+    caption = lambda w: _caption(settings, seeds, [recs.get(n) for n in asked], w, dataset)  # noqa: E731
     if what == "table1":
         t, sp = tables.table1(by), tables.speedup(by)
         md = tables.table1_markdown(t, caption("Table 1")) + _speedup_line(sp)
@@ -119,6 +127,8 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
     if what == "fig1":
         sp = figures.figure1(by, out / "fig1.png")
         return f"wrote {out / 'fig1.png'}\n" + _speedup_line(sp)
+    if what in ("table2", "fig4") and not by.get("dlra"):
+        raise UserError(f"reproduce {what}: no finished dlra run in {out / 'runs'}; drop --no-train to train them")
     if what == "fig4":
         figures.figure4(by["dlra"], out / "fig4.png")
         return f"wrote {out / 'fig4.png'}\n"

@@ -70,6 +70,17 @@ def train_in_worker(cfg_dict, folder):
     return s["final"]["epoch"]
 
 
+def finished_runs(runs, out, log=print):
+    """``reproduce --no-train``: the folders of the (name, cfg) runs already finished in ``out/runs``,
+    training nothing; the runs that are missing or unfinished are named in the log."""
+    folders = {name: Path(out) / "runs" / name for name, _ in runs}
+    done = {name: folders[name] for name, cfg in runs if is_finished(folders[name], cfg)}
+    missing = [name for name, _ in runs if name not in done]
+    log(f"{len(done)} of {len(runs)} runs finished; --no-train: nothing is trained"
+        + (f"; left out (missing or unfinished): {', '.join(missing)}" if missing else ""))
+    return done
+
+
 def run_all(runs, out, jobs=1, scheduler=None, log=print):
     """Train every (name, cfg) of `runs` that is not finished into ``out/runs/<name>``; returns the folders."""
     folders = {name: Path(out) / "runs" / name for name, _ in runs}

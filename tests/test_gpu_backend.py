@@ -123,7 +123,7 @@ def test_no_array_leaves_the_device_during_a_step(data, cupy_module, method):
         assert xp._transfers["arrays"] == 0, "an array was copied back to the host inside a step"
 
 
-def test_a_gpu_run_resumed_after_an_epoch_equals_the_uninterrupted_run(tmp_path, data, fake_cupy):
+def test_a_gpu_run_resumed_after_an_epoch_equals_the_uninterrupted_run(tmp_path, data, cupy_module):
     """CuPy cannot save a generator's state: the device's dropout and noise generators are re-seeded
     from (seed, stream, epoch) every epoch, so a resume draws what the uninterrupted run drew."""
     cfg2 = _cfg("dlra", device="cuda", epochs=2)
@@ -136,7 +136,7 @@ def test_a_gpu_run_resumed_after_an_epoch_equals_the_uninterrupted_run(tmp_path,
     assert [r["test_acc"] for r in a.history] == [r["test_acc"] for r in b.history]
 
 
-def test_the_device_draws_differ_from_the_cpu_draws_and_depend_on_the_epoch(fake_cupy):
+def test_the_device_draws_are_seeded_by_seed_stream_and_epoch(cupy_module):
     xp = module_for("cuda")
     a = device_rng(xp, 0, 2, 1).random(8, dtype=np.float32)
     b = device_rng(xp, 0, 2, 2).random(8, dtype=np.float32)

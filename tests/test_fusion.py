@@ -99,6 +99,28 @@ def test_merge_test_is_eq13(seed, angle, r, axis):
         assert decide == eq.merge_criterion(V, d, k)
 
 
+@given(seeds, st.floats(0.0, 0.05), st.floats(-3.0, 3.0).filter(lambda r: abs(r) > 0.3),
+       st.sampled_from(["cols", "rows"]), st.floats(0.2, 5.0))
+def test_eq13_on_effective_reads_the_networks_weights(seed, angle, r, axis, gain):
+    """--eq13-on effective: the candidate pair's cosine and D_euc are those of FN's c W' (columns) or of the
+    rows [c w'_i, b'_i], where c = k g / ||W'||_F; the pair itself is the one the W' search found."""
+    g = np.random.default_rng(seed)
+    model, params = FactorizedMLP.from_dense(init_params((8, 6, 6, 3), g, np.float64), (8, 6, 6, 3), 0.2)
+    params["b2"] = 0.2 * g.standard_normal(6)
+    params["g2"][0] = gain  # c = k g / ||W'||: moves away from 1
+    near_parallel(g, params["W2"] if axis == "cols" else params["W2"].T, 1, 4, angle, r)
+    red = ClosestPairs(model, FusionRules(lambda1=0.0, eq13_on="effective"))
+    red.refresh(params)
+    i, j = red.pairs[(2, "cols" if axis == "cols" else "rows+b")][:2]
+    k, d, c, d_euc = candidate(red, 2, axis, params)
+    cW = eq.frobenius_normalize(params["W2"], model.fn_k[1], params["g2"][0])  # the network's weight
+    V = cW if axis == "cols" else np.concatenate([cW, params["b2"][:, None]], axis=1).T
+    vk, vd = V[:, k], V[:, d]
+    assert {k, d} == {i, j} and np.linalg.norm(vk) <= np.linalg.norm(vd) + 1e-12
+    assert c == pytest.approx(vk @ vd / (np.linalg.norm(vk) * np.linalg.norm(vd)), abs=1e-12)
+    assert abs(d_euc - eq.euclidean_distance(V, d, k)) < 1e-7 * np.linalg.norm(vk)
+
+
 @given(seeds, st.floats(-3.0, 3.0).filter(lambda r: abs(r) > 0.3), st.sampled_from(["sum", "lstsq"]))
 def test_engine_fuses_as_the_equations_do(seed, r, ratio):
     """Columns: W' and Q after the engine's merge equal eq.fuse_columns; rows: eq.fuse_rows with P and b'."""

@@ -17,12 +17,31 @@ import numpy as np
 
 from ..nn.backend import array_module, to_numpy
 from .equations import fusion_ratio, meets_eq13
+from .layer import fn_scale
 from .pairs import vectors
 
 
-def candidate(pairs, l, axis):
-    """The closest pair on `axis` of layer l as (kept, dropped, cos, D_euc); rows are [w', b'] rows."""
+def candidate(pairs, l, axis, params=None):
+    """The closest pair on `axis` of layer l as (kept, dropped, cos, D_euc); rows are [w', b'] rows.
+
+    The pair is the closest on W' (and b'). With ``rules.eq13_on == "effective"`` (needs `params`) its
+    cosine and D_euc are those of the network's own vectors, FN's c = k g / ||W'||_F times W':
+    columns c w'_j (the cosine is unchanged, D_euc scales by c), rows [c w'_i, b'_i].
+    """
     i, j, c, ni, nj = pairs.pairs[(l, "rows+b" if axis == "rows" else axis)]
+    if pairs.rules.eq13_on == "effective":
+        W = params[f"W{l}"]
+        s = fn_scale(W, params[f"g{l}"], pairs.model.fn_k[l - 1])
+        if axis == "cols":
+            ni, nj = s * ni, s * nj
+        else:  # rows [c w'_i, b'_i]: the bias is not scaled, so the cosine changes too
+            b = params[f"b{l}"]
+            wi, wj, bi, bj = W[i], W[j], float(b[i]), float(b[j])
+            gii = s * s * float((wi * wi).sum()) + bi * bi
+            gjj = s * s * float((wj * wj).sum()) + bj * bj
+            gij = s * s * float((wi * wj).sum()) + bi * bj
+            ni, nj = math.sqrt(gii), math.sqrt(gjj)
+            c = gij / (ni * nj) if ni > 0 and nj > 0 else 0.0
     k, d = (i, j) if ni <= nj else (j, i)
     return k, d, c, min(ni, nj) * math.sqrt(max(0.0, 2.0 * (1.0 - abs(c))))
 
@@ -77,7 +96,7 @@ def find_pair(pairs, params, l, axis):
     closest pair fails the cosine test, every other pair does.
     """
     rules = pairs.rules
-    k, d, c, d_euc = candidate(pairs, l, axis)
+    k, d, c, d_euc = candidate(pairs, l, axis, params)
     if meets_eq13(c, d_euc, rules.tau_cos, rules.tau_euc):
         return k, d, c, d_euc
     if rules.merge_pairs != "any" or not 1.0 - abs(c) < rules.tau_cos:

@@ -88,6 +88,9 @@ class TrainConfig:
                           "while it meets Eq. 13 (our choice); one, at most one fusion per layer, axis and step; any, "
                           "also less parallel pairs that pass when the closest fails the Euclidean test",
                           ("closest", "one", "any"))
+    eq13_on: str = _f("w", "which weights Eq. 13's test reads: w, the closest pair's vectors in W' (and b'), as the "
+                      "engine stores them (our default; docs/choices.md); effective, the network's own weights c W' "
+                      "(FN's scale c; b' unscaled)", ("w", "effective"))
     search_every: int = _f(1, "1: find the closest pairs from fresh Grams every step (exact); K > 1: every K-th "
                            "step, re-measuring the last pairs in between (an approximation)")
     probe_size: int = _f(256, "validation images whose logits merges.jsonl compares before and after each merge (0: off)")
@@ -162,6 +165,8 @@ class TrainConfig:
         need(dlra or self.lambda1 == 0, "lambda1", "the RaRe term belongs to --method dlra")
         need(0 < self.tau_cos <= 1, "tau_cos", "must be in (0, 1]")
         need(self.tau_euc > 0, "tau_euc", "must be > 0")
+        need(self.eq13_on == "w" or self.merge_pairs != "any", "eq13_on",
+             "--merge-pairs any searches the W' Grams beyond the closest pair; use it with --eq13-on w")
         need(isinstance(self.search_every, int) and self.search_every >= 1, "search_every",
              "must be an integer >= 1 (1 = exact)")
         need(isinstance(self.probe_size, int) and self.probe_size >= 0, "probe_size", "must be an integer >= 0")

@@ -38,7 +38,7 @@ for name, rs in runs.items():
 
 for arm, what in (("l2-w-search4", "--search-every 4"), ("l2-w-eq13eff", "--eq13-on effective")):
     exact, other = (runs.get(f"dlra, {arms[a]}") for a in ("l2-w", arm))
-    if exact and other:
+    if exact and other and len([r for r in other if r]) > 1:
         sts = [[tables.run_stats(r) for r in rs if r] for rs in (exact, other)]
         print(f"\n{what} against the default (both L2 on W'): accuracy p = "
               f"{tables.welch_p([s['acc'] for s in sts[1]], [s['acc'] for s in sts[0]]):.2f}, compression p = "

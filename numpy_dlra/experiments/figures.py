@@ -111,6 +111,10 @@ def figure4(dlra_runs, path):
         for l in range(2, L + 1):
             ax.plot(x, np.mean([[e["layers"][l - 1][key] for e in r[:E]] for r in runs], axis=0), label=f"layer {l}")
         ax.set(xlabel="epoch", ylabel=f"{name} dimension", title=f"Fig. 4: {name} dimensions", yscale="log")
+        ax.yaxis.set_major_formatter("{x:.0f}")  # plain numbers on the log axis, not 10^2 and 3x10^2
+        ax.yaxis.set_minor_formatter("{x:.0f}")
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.legend(fontsize=7)
+    fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

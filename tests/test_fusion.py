@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from numpy_dlra import equations as eq
 from numpy_dlra.dlra.network import FactorizedMLP
-from numpy_dlra.dlra.merge import candidate, merge_step
+from numpy_dlra.dlra.merge import candidate, find_pair, merge_step
 from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules, closest_pair, vectors
 from numpy_dlra.dlra.rare import rare_term
 from numpy_dlra.nn.gradcheck import check_param_grads, numerical_grad
@@ -119,6 +119,29 @@ def test_eq13_on_effective_reads_the_networks_weights(seed, angle, r, axis, gain
     assert {k, d} == {i, j} and np.linalg.norm(vk) <= np.linalg.norm(vd) + 1e-12
     assert c == pytest.approx(vk @ vd / (np.linalg.norm(vk) * np.linalg.norm(vd)), abs=1e-12)
     assert abs(d_euc - eq.euclidean_distance(V, d, k)) < 1e-7 * np.linalg.norm(vk)
+
+
+def test_merge_pairs_any_falls_back_on_the_effective_weights():
+    """--merge-pairs any --eq13-on effective: the closest columns are too far apart in c W', so the next
+    parallel pair is fused, and its cosine and D_euc are those of c W'."""
+    g = np.random.default_rng(3)
+    model, params = FactorizedMLP.from_dense(init_params((8, 6, 6, 3), g, np.float64), (8, 6, 6, 3), 0.2)
+    W = params["W2"]
+    W[:, 1] *= 10.0  # long: a small angle is still a large D_euc
+    near_parallel(g, W, 1, 4, 2e-3, 1.0)  # the closest pair
+    near_parallel(g, W, 2, 5, 4e-3, 1.0)  # less parallel, short
+    params["g2"][0] = 3.0
+    cW = eq.frobenius_normalize(W, model.fn_k[1], 3.0)
+    far, near = eq.euclidean_distance(cW, 4, 1), eq.euclidean_distance(cW, 5, 2)
+    assert near < far
+    red = ClosestPairs(model, FusionRules(lambda1=0.0, tau_cos=1e-4, tau_euc=(far * near) ** 0.5,
+                                          merge_pairs="any", eq13_on="effective"))
+    red.refresh(params)
+    assert set(red.pairs[(2, "cols")][:2]) == {1, 4}
+    k, d, c, d_euc = find_pair(red, params, 2, "cols")
+    assert {k, d} == {2, 5}
+    assert c == pytest.approx(cW[:, 2] @ cW[:, 5] / (np.linalg.norm(cW[:, 2]) * np.linalg.norm(cW[:, 5])), abs=1e-12)
+    assert d_euc == pytest.approx(eq.euclidean_distance(cW, d, k), rel=1e-6)
 
 
 @given(seeds, st.floats(-3.0, 3.0).filter(lambda r: abs(r) > 0.3), st.sampled_from(["sum", "lstsq"]))

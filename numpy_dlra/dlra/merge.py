@@ -93,7 +93,8 @@ def find_pair(pairs, params, l, axis):
     The closest pair, if it meets Eq. (13). With ``merge_pairs == "any"``, when the closest pair is
     parallel enough (1 - |cos| < tau_cos) but too far apart (D_euc >= tau_euc), the Gram of the axis is
     formed once more and the most parallel pair that meets both tests is returned. Only then: if the
-    closest pair fails the cosine test, every other pair does.
+    closest pair fails the cosine test, every other pair does (on rows read with ``eq13_on ==
+    "effective"`` only nearly: the search ranks [w', b'] rows, the test reads [c w', b'] rows).
     """
     rules = pairs.rules
     k, d, c, d_euc = candidate(pairs, l, axis, params)
@@ -102,6 +103,9 @@ def find_pair(pairs, params, l, axis):
     if rules.merge_pairs != "any" or not 1.0 - abs(c) < rules.tau_cos:
         return None
     V = to_numpy(vectors(params, l, "cols" if axis == "cols" else "rows+b")).astype(np.float64)  # rare: on the host
+    if rules.eq13_on == "effective":  # the network's vectors: c W' (the bias, V's last row for rows, unscaled)
+        c_l = fn_scale(params[f"W{l}"], params[f"g{l}"], pairs.model.fn_k[l - 1])
+        V[: V.shape[0] - (axis != "cols")] *= c_l
     G = V.T @ V  # (n, n) Gram of the compared vectors
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -165,8 +165,6 @@ class TrainConfig:
         need(dlra or self.lambda1 == 0, "lambda1", "the RaRe term belongs to --method dlra")
         need(0 < self.tau_cos <= 1, "tau_cos", "must be in (0, 1]")
         need(self.tau_euc > 0, "tau_euc", "must be > 0")
-        need(self.eq13_on == "w" or self.merge_pairs != "any", "eq13_on",
-             "--merge-pairs any searches the W' Grams beyond the closest pair; use it with --eq13-on w")
         need(isinstance(self.search_every, int) and self.search_every >= 1, "search_every",
              "must be an integer >= 1 (1 = exact)")
         need(isinstance(self.probe_size, int) and self.probe_size >= 0, "probe_size", "must be an integer >= 0")

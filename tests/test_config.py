@@ -65,6 +65,9 @@ def test_fusion_rules_come_from_the_config_by_keyword():
 def test_older_run_folders_config_still_loads():
     d = TrainConfig().to_dict() | {"extra": {}}
     assert TrainConfig.from_dict(d) == TrainConfig()
+    # a folder written before --eq13-on existed was trained reading W': it loads as such, not as today's default
+    old = {k: v for k, v in TrainConfig(method="dlra").to_dict().items() if k != "eq13_on"}
+    assert TrainConfig.from_dict(old).eq13_on == "w" and TrainConfig(method="dlra").eq13_on == "effective"
     with pytest.raises(ConfigError, match="unknown configuration keys"):
         TrainConfig.from_dict(TrainConfig().to_dict() | {"extra": {"x": 1}})
 

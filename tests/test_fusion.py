@@ -80,7 +80,8 @@ def near_parallel(g, V, k, d, angle, r):
 
 @given(seeds, st.floats(0.0, 0.05), st.floats(-3.0, 3.0).filter(lambda r: abs(r) > 0.3), st.sampled_from(["cols", "rows"]))
 def test_merge_test_is_eq13(seed, angle, r, axis):
-    """The engine's decision, cos and D_euc are those of equations.merge_criterion on (dropped, kept)."""
+    """The engine's decision, cos and D_euc are those of equations.merge_criterion on (dropped, kept) of W'
+    (``eq13_on="w"``; the effective reading is the next test's)."""
     g = np.random.default_rng(seed)
     model, params = FactorizedMLP.from_dense(init_params((8, 6, 6, 3), g, np.float64), (8, 6, 6, 3), 0.2)
     params["b2"] = 0.2 * g.standard_normal(6)
@@ -88,7 +89,7 @@ def test_merge_test_is_eq13(seed, angle, r, axis):
     V = params["W2"] if axis == "cols" else aug.T
     near_parallel(g, V, 1, 4, angle, r)
     params["W2"], params["b2"] = (V, params["b2"]) if axis == "cols" else (V.T[:, :-1].copy(), V.T[:, -1].copy())
-    red = ClosestPairs(model, FusionRules(lambda1=0.0))
+    red = ClosestPairs(model, FusionRules(lambda1=0.0, eq13_on="w"))  # Eq. (13) on W' itself
     red.refresh(params)
     k, d, c, d_euc = candidate(red, 2, axis)
     assert {k, d} == {1, 4} and np.linalg.norm(V[:, k]) <= np.linalg.norm(V[:, d])

@@ -3,7 +3,8 @@
 Algorithm 1 trains the paper's 784-500-500-500-500-500-10 network held as P FN(W') Q: every step
 adds lambda1 L_RaRe and lambda2 L_L2 to the task loss (Eq. 18), takes an Adam step, and then fuses
 every pair of vectors that Eq. (13) admits. This script runs it with the library's defaults (the
-paper's lambda1 20, lambda2 0.1, tau_cos 1e-4, tau_euc 0.1; L2 on W' as printed, docs/choices.md)
+paper's lambda1 20, lambda2 0.1, tau_cos 1e-4, tau_euc 0.1; L2 on W' as printed; Eq. 13 read on the
+network's weights c W'; docs/choices.md)
 and the baseline with the same seed, 5 epochs each on the embedded subset, through the public API
 (numpy_dlra.experiments.config.TrainConfig and numpy_dlra.experiments.train.train). It then
 reads what the run folder holds:
@@ -28,16 +29,16 @@ Expected output (2 cores, about 30 s):
         2   70.50 ( 74.20)     0.8652 (0.8634)   500x500 500x500 500x500 500x500 10x499 0.00 %  1
         3   77.40 ( 76.40)     0.7668 (0.7412)   500x500 500x500 500x500 500x500 10x499 0.00 %  0
         4   71.90 ( 78.70)     0.7234 (0.6696)   500x500 500x500 500x499 500x500 10x498 0.04 %  2
-        5   74.50 ( 82.10)     0.6871 (0.5767)   500x499 499x500 499x499 500x499 10x498 0.18 %  4
-    L = L_task + lambda1 L_RaRe + lambda2 L_L2 in the last epoch: 16.11 = 0.6871 + 20 x 0.0829 + the L2 term
+        5   76.30 ( 82.10)     0.6753 (0.5767)   500x499 499x499 499x499 500x499 10x497 0.22 %  6
+    L = L_task + lambda1 L_RaRe + lambda2 L_L2 in the last epoch: 16.22 = 0.6753 + 20 x 0.0881 + the L2 term
     feature dims of layers 1-5 (Table 2's 'Feat.'): 500 500 500 499 500
-    trainable parameters 1,396,995 (baseline 1,399,510; paper after 2000 epochs: 0.97 M)
-    FLOPs per sample: 2 m'n' 2,788,962; the paper's count 2,792,000 (paper: 2.09 M)
-    merges.jsonl: 7 merges (layer 2 cols: 1, layer 3 rows: 1, layer 4 cols: 1, layer 4 rows: 1, layer 5 cols: 1, layer 6 cols: 2)
-      step   54  layer 6 cols  kept   0 dropped 179  1 - |cos| 9.23e-05  D_euc 0.0023  probe_change 0.0030
-      step  117  layer 6 cols  kept 374 dropped 190  1 - |cos| 9.62e-05  D_euc 0.0019  probe_change 0.0040
-      step  141  layer 4 cols  kept 272 dropped 378  1 - |cos| 9.86e-05  D_euc 0.0180  probe_change 0.0033
-      step  148  layer 5 cols  kept 142 dropped  27  1 - |cos| 9.87e-05  D_euc 0.0172  probe_change 0.0020
+    trainable parameters 1,396,486 (baseline 1,399,510; paper after 2000 epochs: 0.97 M)
+    FLOPs per sample: 2 m'n' 2,787,944; the paper's count 2,792,000 (paper: 2.09 M)
+    merges.jsonl: 9 merges (layer 2 cols: 1, layer 3 cols: 1, layer 3 rows: 1, layer 4 cols: 1, layer 4 rows: 1, layer 5 cols: 1, layer 6 cols: 3)
+      step   54  layer 6 cols  kept   0 dropped 179  1 - |cos| 9.23e-05  D_euc 0.0026  probe_change 0.0030
+      step  117  layer 6 cols  kept 374 dropped 190  1 - |cos| 9.62e-05  D_euc 0.0025  probe_change 0.0040
+      step  141  layer 4 cols  kept 272 dropped 378  1 - |cos| 9.86e-05  D_euc 0.0385  probe_change 0.0033
+      step  146  layer 4 rows  kept 215 dropped 470  1 - |cos| 9.86e-05  D_euc 0.0418  probe_change 0.0118
 """
 import json
 import sys

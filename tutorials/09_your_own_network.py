@@ -31,12 +31,12 @@ Expected output (2 cores, about 25 s):
     epoch 1: test 73.70 %, shapes 1000x784 300x1000 10x299 (features 1000 300), 1,088,303 params (0.00 %), merges 1
     epoch 2: test 76.00 %, shapes 999x784 300x999 10x296 (features 999 300), 1,087,188 params (0.10 %), merges 5
     merges.jsonl: 6 merges; layer 1 rows: 1, layer 2 cols: 1, layer 3 cols: 4
-      step   18  layer 3 cols  kept  27 dropped  70  cos  0.9904  D_euc 0.0287  shape 10x299  probe_change 0.0115
-      step   37  layer 3 cols  kept 285 dropped  38  cos -0.9912  D_euc 0.0250  shape 10x298  probe_change 0.0856
-      step   51  layer 3 cols  kept 197 dropped 214  cos -0.9906  D_euc 0.0347  shape 10x297  probe_change 0.0420
-      step   54  layer 2 cols  kept 406 dropped  13  cos -0.9907  D_euc 0.1251  shape 300x999  probe_change 0.0027
-      step   56  layer 1 rows  kept 379 dropped 929  cos  0.9902  D_euc 0.2254  shape 999x784  probe_change 0.0050
-      step   68  layer 3 cols  kept 252 dropped 247  cos  0.9913  D_euc 0.0417  shape 10x296  probe_change 0.0506
+      step   18  layer 3 cols  kept  27 dropped  70  cos  0.9904  D_euc 0.0283  shape 10x299  probe_change 0.0115
+      step   37  layer 3 cols  kept 285 dropped  38  cos -0.9912  D_euc 0.0241  shape 10x298  probe_change 0.0856
+      step   51  layer 3 cols  kept 197 dropped 214  cos -0.9906  D_euc 0.0330  shape 10x297  probe_change 0.0420
+      step   54  layer 2 cols  kept 406 dropped  13  cos -0.9907  D_euc 0.1166  shape 300x999  probe_change 0.0027
+      step   56  layer 1 rows  kept 379 dropped 929  cos  0.9902  D_euc 0.2103  shape 999x784  probe_change 0.0050
+      step   68  layer 3 cols  kept 252 dropped 247  cos  0.9913  D_euc 0.0389  shape 10x296  probe_change 0.0506
     dense 784-1000-300-10 has 1,088,310 parameters; DLRA's net now has 1,087,188 (0.10 % compression)
     forward FLOPs per sample: dense 2,174,000, factorized 2 m'n' 2,171,752, paper's count 2,171,832
     the one-step API: train_step on 784-24-24-10 (lambda1 200, tau_cos 0.2, tau_euc 10), batch 100, 45 steps

@@ -29,7 +29,7 @@ def candidate(pairs, l, axis, params=None):
     columns c w'_j (the cosine is unchanged, D_euc scales by c), rows [c w'_i, b'_i].
     """
     i, j, c, ni, nj = pairs.pairs[(l, "rows+b" if axis == "rows" else axis)]
-    if pairs.rules.eq13_on == "effective":
+    if pairs.rules.eq13_on == "effective" and pairs.model.fn_k:  # without FN the network's weight is W' itself
         W = params[f"W{l}"]
         s = fn_scale(W, params[f"g{l}"], pairs.model.fn_k[l - 1])
         if axis == "cols":
@@ -103,7 +103,7 @@ def find_pair(pairs, params, l, axis):
     if rules.merge_pairs != "any" or not 1.0 - abs(c) < rules.tau_cos:
         return None
     V = to_numpy(vectors(params, l, "cols" if axis == "cols" else "rows+b")).astype(np.float64)  # rare: on the host
-    if rules.eq13_on == "effective":  # the network's vectors: c W' (the bias, V's last row for rows, unscaled)
+    if rules.eq13_on == "effective" and pairs.model.fn_k:  # the network's vectors: c W' (the bias, V's last row, unscaled)
         c_l = fn_scale(params[f"W{l}"], params[f"g{l}"], pairs.model.fn_k[l - 1])
         V[: V.shape[0] - (axis != "cols")] *= c_l
     G = V.T @ V  # (n, n) Gram of the compared vectors

@@ -17,6 +17,8 @@ from ..models.mlp import PAPER_SIZES
 
 METHODS = ("baseline", "fn", "dlra")
 RETIRED_KEYS = {"extra": {}}  # keys older run folders hold, with the only value they ever had
+# keys older run folders lack, with the value that matches how those runs were trained (where it is not the default)
+ADDED_KEYS = {"eq13_on": "w"}
 
 
 def _f(default, help, choices=None, type=None):
@@ -88,9 +90,9 @@ class TrainConfig:
                           "while it meets Eq. 13 (our choice); one, at most one fusion per layer, axis and step; any, "
                           "also less parallel pairs that pass when the closest fails the Euclidean test",
                           ("closest", "one", "any"))
-    eq13_on: str = _f("w", "which weights Eq. 13's test reads: w, the closest pair's vectors in W' (and b'), as the "
-                      "engine stores them (our default; docs/choices.md); effective, the network's own weights c W' "
-                      "(FN's scale c; b' unscaled)", ("w", "effective"))
+    eq13_on: str = _f("effective", "which weights Eq. 13's test reads: effective, the network's own weights c W' "
+                      "(FN's scale c; b' unscaled; the default, measured: docs/choices.md); w, the parameters W' (and "
+                      "b') as stored (runs made before this flag existed)", ("effective", "w"))
     search_every: int = _f(1, "1: find the closest pairs from fresh Grams every step (exact); K > 1: every K-th "
                            "step, re-measuring the last pairs in between (an approximation)")
     probe_size: int = _f(256, "validation images whose logits merges.jsonl compares before and after each merge (0: off)")
@@ -179,7 +181,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        d = {k: v for k, v in d.items() if not (k in RETIRED_KEYS and v == RETIRED_KEYS[k])}
+        d = ADDED_KEYS | {k: v for k, v in d.items() if not (k in RETIRED_KEYS and v == RETIRED_KEYS[k])}
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown configuration keys {sorted(unknown)}")

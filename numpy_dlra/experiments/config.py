@@ -101,6 +101,12 @@ class TrainConfig:
     split_seed: int = _f(0, "seed of the stratified validation split (the same for every run seed)")
 
     def __post_init__(self):
+        def need(ok, name, what, value=None):
+            if not ok:
+                value = getattr(self, name) if value is None else value
+                raise ConfigError(f"{flag(name)} {value!r}: {what}")
+
+        need(isinstance(self.dataset, str), "dataset", "must be a string")  # a config.json may hold anything
         (h, w, c), classes = DATASETS.get(self.dataset, ((28, 28, 1), 10))
         if self.sizes is None:
             object.__setattr__(self, "sizes", (h * w * c,) + PAPER_SIZES[1:-1] + (classes,))
@@ -109,11 +115,6 @@ class TrainConfig:
             object.__setattr__(self, "lambda1", 20.0 if dlra else 0.0)
         if self.lambda2 is None:
             object.__setattr__(self, "lambda2", 0.1 if dlra else 0.0)
-
-        def need(ok, name, what, value=None):
-            if not ok:
-                value = getattr(self, name) if value is None else value
-                raise ConfigError(f"{flag(name)} {value!r}: {what}")
 
         for f in dataclasses.fields(self):  # types first: a config.json may hold anything
             v = getattr(self, f.name)

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -68,6 +69,16 @@ def test_fig2_and_fig3_train_their_variants_once(tmp_path, capsys):
     assert (out / "fig2.png").is_file() and (out / "fig3.png").is_file()
     assert sorted(p.name for p in (out / "runs").iterdir() if p.is_dir()) == [
         "baseline-seed0", "dlra-lambda15-seed0", "dlra-seed0", "dlra-taueuc0.2-seed0", "fn-seed0"]
+    # --no-train over a grid with a cell never trained: that cell says so, and fig2.json holds null for it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Mean of empty slice" from the empty cell
+        assert main(["reproduce", "fig2", "--tau-grid", "1e-4,1e-3x0.1", "--no-train"] + args) == 0
+    text = capsys.readouterr().out
+    assert "tau_cos 0.0001 tau_euc 0.1: accuracy" in text and "± 0.00 %" in text and "(1 runs)" in text
+    assert "tau_cos 0.001 tau_euc 0.1: no finished run" in text
+    cells = {c["tau_cos"]: c for c in json.loads((out / "fig2.json").read_text())}
+    assert cells[0.001] == {"tau_cos": 0.001, "tau_euc": 0.1, "acc": None, "comp": None, "n": 0}
+    assert cells[0.0001]["n"] == 1 and len(cells[0.0001]["acc"]) == 2
 
 
 def test_methods_restricts_the_runs(tmp_path, capsys):

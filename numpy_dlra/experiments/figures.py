@@ -59,17 +59,20 @@ def figure1(runs_by_method, path, window=20):
     return sp
 
 
-def figure2(grid, path):
-    """grid: {(tau_cos, tau_euc): {"acc": (mean, std), "comp": (mean, std)}}."""
+def figure2(grid, path, baseline_acc=None):
+    """grid: {(tau_cos, tau_euc): {"acc": (mean, std), "comp": (mean, std)}}; a cell without runs holds nan.
+    baseline_acc (mean, std) or None, named in the accuracy panel's title."""
     plt = _plt()
     tc, te = sorted({k[0] for k in grid}), sorted({k[1] for k in grid})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in zip(axes, ("comp", "acc"), ("compression (%)", "test accuracy (%)")):
-        M = np.array([[grid.get((c, e), {}).get(key, (np.nan,))[0] for e in te] for c in tc])
-        im = ax.imshow(M, cmap="viridis")
-        for i in range(len(tc)):
-            for j in range(len(te)):
-                ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", color="w", fontsize=8)
+    base = f"; baseline {baseline_acc[0]:.2f}" if baseline_acc else ""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, key, title in zip(axes, ("comp", "acc"), ("compression (%)", f"test accuracy (%{base})")):
+        cells = [[grid.get((c, e), {}).get(key, (np.nan, np.nan)) for e in te] for c in tc]
+        im = ax.imshow(np.array([[m for m, _ in row] for row in cells]), cmap="viridis")
+        for i, row in enumerate(cells):
+            for j, (m, sd) in enumerate(row):
+                text = "no runs" if np.isnan(m) else f"{m:.2f}\n± {sd:.2f}"
+                ax.text(j, i, text, ha="center", va="center", color="w", fontsize=8)
         ax.set(xticks=range(len(te)), xticklabels=te, yticks=range(len(tc)), yticklabels=tc, xlabel="tau_euc",
                ylabel="tau_cos", title=f"Fig. 2: {title}")
         fig.colorbar(im, ax=ax)

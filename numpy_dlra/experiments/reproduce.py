@@ -8,6 +8,7 @@ atomically into DIR): ``table1.md`` / ``.json``, ``table2.md`` / ``.json``, ``fi
 (and ``fig2.json``, ``fig3.json``).
 """
 import json
+import math
 import os
 import platform
 
@@ -134,18 +135,29 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
         return f"wrote {out / 'fig4.png'}\n"
     if what == "fig2":
         res = {(tc, te): _stats(select(tau_cos=tc, tau_euc=te, lambda1=dlra.lambda1)) for tc in grid[0] for te in grid[1]}
-        figures.figure2(res, out / "fig2.png")
-        _write(out, "fig2.json", json.dumps([{"tau_cos": k[0], "tau_euc": k[1], **v} for k, v in res.items()], indent=2))
+        base_acc = tables.table1(by).get("baseline", {}).get("acc")
+        figures.figure2(res, out / "fig2.png", base_acc)
+        _write(out, "fig2.json", _json([{"tau_cos": k[0], "tau_euc": k[1], **v} for k, v in res.items()]))
         return f"wrote {out / 'fig2.png'}\n" + "".join(
-            f"tau_cos {k[0]:g} tau_euc {k[1]:g}: accuracy {v['acc'][0]:.2f} %, compression {v['comp'][0]:.2f} % "
-            f"({v['n']} runs)\n" for k, v in res.items())
+            f"tau_cos {k[0]:g} tau_euc {k[1]:g}: " + (_cell(v) if v["n"] else "no finished run") + "\n"
+            for k, v in res.items())
     res = {lam: _stats(select(lambda1=lam, tau_cos=dlra.tau_cos, tau_euc=dlra.tau_euc)) for lam in lambdas}
     base_acc = tables.table1(by).get("baseline", {}).get("acc")
     figures.figure3(res, base_acc, out / "fig3.png")
-    _write(out, "fig3.json", json.dumps([{"lambda1": k, **v} for k, v in res.items()], indent=2))
+    _write(out, "fig3.json", _json([{"lambda1": k, **v} for k, v in res.items()]))
     return f"wrote {out / 'fig3.png'}\n" + "".join(
-        f"lambda1 {k:g}: accuracy {v['acc'][0]:.2f} %, compression {v['comp'][0]:.2f} % ({v['n']} runs)\n"
-        for k, v in res.items())
+        f"lambda1 {k:g}: " + (_cell(v) if v["n"] else "no finished run") + "\n" for k, v in res.items())
+
+
+def _json(cells):
+    """fig2.json / fig3.json: a cell without finished runs holds null, not NaN (which JSON does not have)."""
+    clean = [{k: None if isinstance(v, tuple) and math.isnan(v[0]) else v for k, v in c.items()} for c in cells]
+    return json.dumps(clean, indent=2) + "\n"
+
+
+def _cell(v):
+    return (f"accuracy {v['acc'][0]:.2f} ± {v['acc'][1]:.2f} %, compression {v['comp'][0]:.2f} ± {v['comp'][1]:.2f} % "
+            f"({v['n']} runs)")
 
 
 def _speedup_line(sp):

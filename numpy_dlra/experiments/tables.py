@@ -36,8 +36,10 @@ def read_metrics(run):
 
 
 def mean_std(values):
-    """(mean, sample std) of a list; std is 0 for a single value."""
+    """(mean, sample std) of a list; std is 0 for a single value; (nan, nan) for none."""
     v = np.asarray(values, dtype=np.float64)
+    if not len(v):
+        return float("nan"), float("nan")
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 

@@ -10,8 +10,8 @@ Everything in the table is measured in one run of this script, so its ratios com
   floor, the baseline epoch plus the 10 Gram matrices Eq. (16) needs every step, timed alone (and
   plus the whole closest-pair phase, Grams and searches, timed alone); the
   approximation ``--search-every 4`` against the baseline; peak resident memory of each run (each
-  case runs in its own process); PyTorch's epoch of the same baseline work on the same threads,
-  when PyTorch is installed (pip install torch==2.13.0: CPU build);
+  case runs in its own process); PyTorch's epoch of the same baseline work on the same threads (on a
+  GPU: the same device), when PyTorch is installed (pip install torch==2.13.0: CPU build);
 - DLRA's step at batch 128 broken into the phases of Algorithm 1.
 
 Usage: python benchmarks/table.py [--batches 64,128,256] [--steps N] [--reps R] [--device cpu|cuda] [--out FILE]
@@ -48,6 +48,7 @@ from numpy_dlra.nn.optim import Adam  # noqa: E402
 N_TRAIN = 54_000
 SIZES = (784, 500, 500, 500, 500, 500, 10)
 CASES = {"baseline": {}, "fn": {}, "dlra": {}, "dlra-search4": {"search_every": 4}}
+WARMUP_GPU = 20  # untimed steps before a GPU case (CuPy compiles a kernel at its first launch)
 
 
 def threads():
@@ -86,6 +87,8 @@ def run_case(name, batch, steps, device):
     perm = xp.asarray(rngs["shuffle"].permutation(len(x)))
     parts = dict.fromkeys(PHASES, 0.0)
     merges = 0
+    for s in range(WARMUP_GPU if xp is not np else 0):  # a GPU compiles each kernel at its first use
+        train_step(model, params, opt, state, x[perm[:batch]], y[perm[:batch]], cfg, rngs, pairs, probe)
     synchronize(xp)
     t0 = time.perf_counter()
     for s in range(steps):
@@ -165,44 +168,50 @@ def refresh_seconds(xp):
     return best_time(lambda: pairs.refresh(params), reps=3, inner=3, xp=xp)
 
 
-def torch_epoch(batch, n_threads, steps):
-    """PyTorch (CPU) doing the baseline's work: dropout, cross-entropy, gradient noise, Adam. None if absent."""
+def torch_epoch(batch, n_threads, steps, device="cpu"):
+    """PyTorch doing the baseline's work (dropout, cross-entropy, gradient noise, Adam) on `device`, in
+    eager mode with its default Adam (on a GPU: its multi-tensor "foreach" kernels). None if absent."""
     try:
         import torch
     except ImportError:
         return None
     torch.manual_seed(0)
     torch.set_num_threads(n_threads)
+    dev = torch.device(device)
     layers = []
     for i in range(5):
         layers += [torch.nn.Linear(SIZES[i], 500), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
-    net = torch.nn.Sequential(*layers, torch.nn.Linear(500, 10))
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(500, 10)).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999))
     g = np.random.default_rng(0)
-    xt = torch.from_numpy(g.random((N_TRAIN, 784), dtype=np.float32))
-    yt = torch.from_numpy(g.integers(0, 10, N_TRAIN))
-    perm = torch.randperm(N_TRAIN)
-    t0 = time.perf_counter()
-    for s in range(steps):
-        i = (s * batch) % (N_TRAIN - batch + 1)
+    xt = torch.from_numpy(g.random((N_TRAIN, 784), dtype=np.float32)).to(dev)
+    yt = torch.from_numpy(g.integers(0, 10, N_TRAIN)).to(dev)
+    perm = torch.randperm(N_TRAIN).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for s in range(-(WARMUP_GPU if dev.type == "cuda" else 0), steps):
+        if s == 0:
+            sync()
+            t0 = time.perf_counter()
+        i = (max(s, 0) * batch) % (N_TRAIN - batch + 1)
         idx = perm[i:i + batch]
         opt.zero_grad(set_to_none=False)
         loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
         loss.backward()
-        sigma = (1e-4 / (1 + s) ** 0.55) ** 0.5
+        sigma = (1e-4 / (1 + max(s, 0)) ** 0.55) ** 0.5
         with torch.no_grad():
             for p in net.parameters():
                 p.grad.add_(torch.randn_like(p.grad), alpha=sigma)
         opt.step()
+    sync()
     return time.perf_counter() - t0, torch.__version__
 
 
-def torch_available():
+def torch_available(device):
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         return False
-    return True
+    return device == "cpu" or torch.cuda.is_available()
 
 
 def cpu_name():
@@ -238,7 +247,8 @@ def main(argv=None):
              f"scaled to an epoch, the fastest of {a.reps} interleaved runs.", ""]
     head = ("| batch | steps/epoch | matmul peak (GFLOP/s) | GEMMs alone (s/epoch) | baseline (s/epoch) | GFLOP/s | "
             "% of peak | PyTorch (s/epoch) | baseline / PyTorch | fn / baseline | DLRA (s/epoch) | DLRA / baseline | "
-            "DLRA / (baseline + Grams) | DLRA / (baseline + Grams and searches) | search-every 4 / baseline | peak RSS MiB (base, fn, DLRA) |")
+            "DLRA / (baseline + Grams) | DLRA / (baseline + Grams and searches) | search-every 4 / baseline | "
+            + ("peak RSS MiB" if xp is np else "GPU memory MiB, CuPy's pool") + " (base, fn, DLRA) |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     grams, refresh = gram_seconds(xp), refresh_seconds(xp)
     breakdown = None
@@ -252,8 +262,8 @@ def main(argv=None):
         ep = {k: v["seconds"] * scale for k, v in r.items()}
         base = ep["baseline"]
         rate = flops * per_epoch / base / 1e9
-        tr = min((torch_epoch(batch, n_thr, steps) for _ in range(a.reps)), key=lambda t: t[0]) \
-            if xp is np and torch_available() else None
+        tr = min((torch_epoch(batch, n_thr, steps, a.device) for _ in range(a.reps)), key=lambda t: t[0]) \
+            if torch_available(a.device) else None
         t_torch = tr[0] * scale if tr else None
         floor = base + grams * per_epoch
         floor2 = base + refresh * per_epoch
@@ -272,7 +282,11 @@ def main(argv=None):
               f"({d['merges']} merges in {steps} steps):", "", "| phase | ms/step | share |", "|---|---|---|"]
     lines += [f"| {k} | {1e3 * v / steps:.2f} | {100 * v / d['seconds']:.1f} % |" for k, v in d["parts"].items()]
     if tr:
-        lines += ["", f"PyTorch {tr[1]} on {n_thr} threads, random data of the same shape."]
+        where = f"{n_thr} threads" if xp is np else "the same GPU, eager mode"
+        lines += ["", f"PyTorch {tr[1]} on {where}, random data of the same shape."]
+    if xp is not np:
+        lines += ["", f"Every GPU case ran {WARMUP_GPU} untimed steps first (CuPy and PyTorch compile kernels at "
+                  "their first use); each phase above is timed to the device's completion (a synchronize per phase)."]
     text = "\n".join(lines) + "\n"
     out = Path(a.out or ROOT / "benchmarks" / "results" / f"{platform.node()}-{n_thr}t-{a.device}.md")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -143,3 +143,69 @@ def test_the_device_draws_are_seeded_by_seed_stream_and_epoch(cupy_module):
     c = device_rng(xp, 0, 2, 1).random(8, dtype=np.float32)
     assert array_module(a) is xp
     assert (a.get() == c.get()).all() and not (a.get() == b.get()).all()
+
+
+# --- the fused kernels (nn/kernels.py): a real GPU only -------------------------------------------
+
+@pytest.fixture
+def real_cupy():
+    reason = _real_gpu()
+    if reason:
+        pytest.skip(reason)
+    import cupy
+
+    return cupy
+
+
+def test_the_stand_in_has_no_fused_kernels_so_the_fake_runs_check_the_unfused_path(fake_cupy):
+    from numpy_dlra.nn.kernels import adam_kernel, noise_kernel
+
+    assert adam_kernel(fake_cupy) is None and noise_kernel(fake_cupy) is None
+    assert adam_kernel(np) is None and noise_kernel(np) is None
+
+
+def _params(xp, dtype, sizes=((500, 784), (500,), (1,), (7, 3), (10, 499))):
+    g = np.random.default_rng(5)
+    return {f"p{i}": xp.asarray(g.standard_normal(s).astype(dtype)) for i, s in enumerate(sizes)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_is_bitwise_the_unfused_update_and_the_cpu_one(real_cupy, monkeypatch, dtype):
+    """Compiled with --fmad=false, the one-launch update rounds every operation as the 11 launches do,
+    and, every operation being IEEE (sqrt and division too), as NumPy does on the CPU."""
+    from numpy_dlra.nn import kernels
+
+    runs = []
+    for xp, fused in ((real_cupy, True), (real_cupy, False), (np, False)):
+        monkeypatch.setattr(kernels, "FUSED", fused)
+        assert (kernels.adam_kernel(xp) is not None) == fused
+        params, opt = _params(xp, dtype), Adam()
+        state = opt.init(params)
+        for t in range(3):  # three steps: the bias corrections change with t
+            grads = {k: v * dtype(0.5 - 0.25 * t) + dtype(0.01) for k, v in _params(xp, dtype).items()}
+            opt.step(params, grads, state)
+        to_host = (lambda a: a.get()) if xp is real_cupy else np.asarray
+        runs.append({k: to_host(a) for k, a in {**params, **{f"m{k}": m for k, m in state["m"].items()},
+                                                   **{f"v{k}": v for k, v in state["v"].items()}}.items()})
+    for other in runs[1:]:
+        for k in runs[0]:
+            np.testing.assert_array_equal(runs[0][k], other[k], err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_noise_is_bitwise_the_unfused_noise(real_cupy, monkeypatch, dtype):
+    """The same uniforms, paired as _box_muller pairs them (odd sizes too), transformed and added in one launch."""
+    from numpy_dlra.nn import kernels
+    from numpy_dlra.nn.optim import add_gradient_noise
+
+    out = []
+    for fused in (True, False):
+        monkeypatch.setattr(kernels, "FUSED", fused)
+        grads = _params(real_cupy, dtype)
+        sigma = add_gradient_noise(grads, 3, 1e-2, device_rng(real_cupy, 0, 3, 1))
+        out.append({k: g.get() for k, g in grads.items()})
+    base = {k: g.get() for k, g in _params(real_cupy, dtype).items()}
+    for k in out[0]:
+        np.testing.assert_array_equal(out[0][k], out[1][k], err_msg=k)
+    z = np.concatenate([(out[0][k] - base[k]).ravel() for k in base]) / sigma  # the draws, ~N(0, 1)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import UserError
-from ..nn.backend import array_module
+from ..nn.backend import array_module, synchronize
 from ..nn.optim import add_gradient_noise
 from .merge import merge_step
 from .rare import rare_term
@@ -46,7 +46,7 @@ def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe
     clock : a dict phase -> seconds (keys :data:`PHASES`) to accumulate the time of each phase, or None
     Raises UserError when the loss is not finite.
     """
-    tick = _Clock(clock)
+    tick = _Clock(clock, array_module(x))
     loss, task, grads = model.loss_and_grads(params, x, y, training=True, rng=rngs["dropout"], lambda2=cfg.lambda2)
     tick("forward+backward")
     rare = 0.0
@@ -86,13 +86,18 @@ def _culprit(params, x):
 
 
 class _Clock:
-    """tick(phase) adds the time since the last tick to totals[phase] (a no-op without totals)."""
+    """tick(phase) adds the time since the last tick to totals[phase] (a no-op without totals). On a GPU it
+    waits for the device first, so that a phase is charged with its own kernels, not only their launches."""
 
-    def __init__(self, totals):
-        self.totals, self.t = totals, time.perf_counter()
+    def __init__(self, totals, xp):
+        self.totals, self.xp = totals, xp
+        if totals is not None:
+            synchronize(xp)
+        self.t = time.perf_counter()
 
     def __call__(self, phase):
         if self.totals is not None:
+            synchronize(self.xp)
             now = time.perf_counter()
             self.totals[phase] = self.totals.get(phase, 0.0) + now - self.t
             self.t = now

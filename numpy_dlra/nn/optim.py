@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy
 
 from .backend import array_module
+from .kernels import adam_kernel, noise_kernel
 
 # Elementwise updates run over blocks of this many elements so that the several passes of one
 # update stay in the CPU cache instead of streaming the whole array from memory each time. On a GPU
@@ -52,6 +53,12 @@ class Adam:
         inv_bc2 = 1.0 / math.sqrt(1.0 - b2**t)
         for k, p in params.items():
             xp = array_module(p)
+            fused = adam_kernel(xp)
+            if fused is not None:  # a GPU: the same operations below in one launch (nn.kernels)
+                dt = p.dtype.type
+                fused(grads[k], dt(1.0 - b1), dt(1.0 - b2), dt(inv_bc2), dt(self.eps), dt(step_size),
+                      p, state["m"][k], state["v"][k])
+                continue
             m, v, g = state["m"][k].reshape(-1), state["v"][k].reshape(-1), grads[k].reshape(-1)
             pf = p.reshape(-1)
             dt, B = p.dtype.type, _block(xp, pf.size)
@@ -146,6 +153,11 @@ def add_gradient_noise(grads, t, eta, rng, gamma=0.55):
     for g in grads.values():
         xp = array_module(g)
         gf = g.reshape(-1)
+        fused = noise_kernel(xp)
+        if fused is not None:  # a GPU: the same draws and operations as below, in two launches (nn.kernels)
+            h = (gf.size + 1) // 2
+            fused(rng.random(2 * h, dtype=g.dtype), numpy.int64(h), g.dtype.type(sigma), gf)
+            continue
         B = 2 * _block(xp, gf.size)
         buf = xp.empty(min(B, gf.size), dtype=g.dtype)
         for s in range(0, gf.size, B):

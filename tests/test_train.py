@@ -89,6 +89,33 @@ def test_refuses_to_overwrite_and_checks_resume_config(tmp_path, data):
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.parametrize("method", ["baseline", "fn"])
+def test_a_run_ignores_the_settings_its_method_never_reads(tmp_path, data, method):
+    """A baseline or fn run started under other DLRA-only settings (Eq. 13's reading, the thresholds) is
+    the same run: reused when finished, resumed when not, and it keeps its own configuration."""
+    from numpy_dlra.experiments.runner import is_finished
+
+    odd = dict(eq13_on="w", tau_cos=1e-3, merge_pairs="any", probe_size=0) | ({"l2_on": "dense"} if method == "baseline" else {})
+    run(tmp_path, "r", data, epochs=1, method=method, **odd)
+    assert is_finished(tmp_path / "r", TrainConfig(**SMALL, method=method, epochs=1))
+    assert not is_finished(tmp_path / "r", TrainConfig(**SMALL, method=method, epochs=1, seed=1))
+    run(tmp_path, "r", data, epochs=2, method=method, resume=True)  # today's defaults
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["epochs"] == 2 and all(saved[k] == v for k, v in odd.items())
+
+
+def test_a_dlra_run_refuses_another_eq13_reading_and_l2_reading(tmp_path, data):
+    from numpy_dlra.experiments.runner import is_finished
+
+    run(tmp_path, "d", data, epochs=1, method="dlra", eq13_on="w")
+    assert not is_finished(tmp_path / "d", TrainConfig(**SMALL, method="dlra", epochs=1))
+    with pytest.raises(UserError, match="different configuration.*eq13_on"):
+        run(tmp_path, "d", data, epochs=2, method="dlra", resume=True)
+    run(tmp_path, "f", data, epochs=1, method="fn", l2_on="w")
+    with pytest.raises(UserError, match="different configuration.*l2_on"):  # fn reads l2_on
+        run(tmp_path, "f", data, epochs=2, method="fn", l2_on="effective", resume=True)
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path, data):
     run(tmp_path, "c", data, epochs=1)
     p = tmp_path / "c" / "checkpoint.npz"

@@ -19,6 +19,9 @@ METHODS = ("baseline", "fn", "dlra")
 RETIRED_KEYS = {"extra": {}}  # keys older run folders hold, with the only value they ever had
 # keys older run folders lack, with the value that matches how those runs were trained (where it is not the default)
 ADDED_KEYS = {"eq13_on": "w"}
+# the settings only DLRA reads (its Eqs. 13 and 16, the merges); a baseline or fn run never reads them
+DLRA_ONLY = ("lambda1", "tau_cos", "tau_euc", "fuse_ratio", "rare_axes", "adam_merge", "merge_pairs", "eq13_on",
+             "search_every", "probe_size")
 
 
 def _f(default, help, choices=None, type=None):
@@ -173,6 +176,17 @@ class TrainConfig:
         need(isinstance(self.probe_size, int) and self.probe_size >= 0, "probe_size", "must be an integer >= 0")
         need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
         need(isinstance(self.split_seed, int) and self.split_seed >= 0, "split_seed", "must be an integer >= 0")
+
+    def run_key(self):
+        """The fields that make the run what it is, as a dict: every field but ``epochs`` and those its
+        method never reads (DLRA_ONLY for baseline and fn; ``l2_on`` for the baseline, whose L2 term reads
+        its only weight). Two configurations with one key train the same run, so a finished run is reused
+        and an unfinished one resumed even when a DLRA-only default changed after it started."""
+        d = self.to_dict()
+        del d["epochs"]
+        for k in (DLRA_ONLY if self.method != "dlra" else ()) + (("l2_on",) if self.method == "baseline" else ()):
+            del d[k]
+        return d
 
     def to_dict(self):
         d = dataclasses.asdict(self)

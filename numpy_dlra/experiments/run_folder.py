@@ -172,8 +172,9 @@ class RunFolder:
             raise UserError(f"--out {self.path}: this folder is not writable; choose a folder you can write to")
 
     def load(self, cfg=None):
-        """The RunState of the last checkpoint. With `cfg`, check that it describes the same run
-        (only ``epochs`` may differ) and raise UserError naming the differences otherwise."""
+        """The RunState of the last checkpoint. With `cfg`, check that it describes the same run (only
+        ``epochs`` and the settings its method never reads may differ: ``TrainConfig.run_key``) and raise
+        UserError naming the differences otherwise. The run goes on with its saved configuration."""
         try:
             arrays, meta = load_checkpoint(self.checkpoint)
         except UserError as exc:
@@ -186,8 +187,8 @@ class RunFolder:
                 self.warning += "; the bad one is now checkpoint.bad.npz"
         saved = TrainConfig.from_dict(meta["config"])
         if cfg is not None:
-            a, b = saved.to_dict(), cfg.to_dict()
-            diff = [k for k in a if k != "epochs" and a[k] != b[k]]
+            a, b = saved.run_key(), cfg.run_key()
+            diff = [k for k in a if a.get(k) != b.get(k)]
             if diff:
                 detail = ", ".join(f"{k}: run has {a[k]!r}, flags give {b[k]!r}" for k in diff)
                 raise UserError(f"{self.checkpoint}: --resume with a different configuration ({detail}); "

@@ -27,7 +27,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 def is_finished(folder, cfg):
     s = RunFolder(folder).summary()
-    return bool(s and s["final"] and s["final"]["epoch"] == cfg.epochs and TrainConfig.from_dict(s["config"]) == cfg)
+    return bool(s and s["final"] and s["final"]["epoch"] == cfg.epochs
+                and TrainConfig.from_dict(s["config"]).run_key() == cfg.run_key())
 
 
 def train_argv(cfg, folder):

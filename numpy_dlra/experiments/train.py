@@ -15,6 +15,7 @@ weights for a given seed, and every step is :func:`numpy_dlra.dlra.algorithm1.tr
 Randomness comes only from four generators spawned from ``SeedSequence(cfg.seed)``: init,
 shuffle, dropout, noise. Same seed, same machine, same thread count: bitwise identical runs.
 """
+import dataclasses
 import math
 import time
 
@@ -70,6 +71,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
             log(f"{out}: no checkpoint yet (the run stopped before its first epoch ended): starting it over")
         else:
             state = folder.load(cfg)
+            cfg = dataclasses.replace(state.config, epochs=cfg.epochs)  # the run's own settings, the new epochs
             if folder.warning:
                 log(f"warning: {folder.warning}")
             if state.epoch > cfg.epochs:
@@ -194,7 +196,7 @@ def train_or_reuse(cfg, out, log=print):
     reused (its summary returned), an unfinished one resumed, a missing one started."""
     folder = RunFolder(out)
     summary = folder.summary()
-    if summary and TrainConfig.from_dict(summary["config"]) == cfg and summary["final"] \
+    if summary and TrainConfig.from_dict(summary["config"]).run_key() == cfg.run_key() and summary["final"] \
             and summary["final"]["epoch"] == cfg.epochs:
         log(f"{out}: done before, reused")
         return summary

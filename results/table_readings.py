@@ -1,8 +1,8 @@
 """The L2 readings side by side: one row per arm of `numpy-dlra reproduce table1 ... --out DIR/ARM`.
 
 Usage: python results/table_readings.py runs/readings-e60
-Each ARM folder (l2-w, l2-effective, no-l2, base, l2-w-search4, l2-w-eq13eff) holds run folders under runs/; a row per method
-and arm: test accuracy (each run's mean over its last 5 epochs, then mean +- std over runs), the
+Each ARM folder (l2-w, l2-effective, no-l2, base, l2-w-search4, l2-w-eq13eff, fn-l2-w) holds run folders under
+runs/; a row per method and arm: test accuracy (each run's mean over its last 5 epochs, then mean +- std over runs), the
 p-value of Welch's t-test against the baseline's runs, compression and merges.
 """
 import sys
@@ -15,13 +15,14 @@ from numpy_dlra.experiments import tables  # noqa: E402
 root = Path(sys.argv[1])
 arms = {"base": "", "l2-w": "L2 on W' (as printed)", "l2-effective": "L2 on FN(W') (= on P FN(W') Q)",
         "no-l2": "no L2 (lambda2 0)", "l2-w-search4": "L2 on W', --search-every 4 (the approximation)",
-        "l2-w-eq13eff": "L2 on W', Eq. 13 on c W' (--eq13-on effective)"}
+        "l2-w-eq13eff": "L2 on W', Eq. 13 on c W' (--eq13-on effective)",
+        "fn-l2-w": "L2 on W' (lambda2 0.1, as dlra's default)"}
 runs = {}
 for arm, label in arms.items():
     for d in sorted((root / arm / "runs").glob("*-seed*")):
         if d.is_dir():
             method = d.name.rsplit("-seed", 1)[0]
-            runs.setdefault((method if arm == "base" else f"dlra, {label}"), []).append(tables.read_metrics(d))
+            runs.setdefault((method if arm == "base" else f"{method}, {label}"), []).append(tables.read_metrics(d))
 base = [tables.run_stats(r)["acc"] for r in runs.get("baseline", []) if r]
 print("| run | runs | epochs | test accuracy (%) | p vs baseline (Welch) | compression (%) | merges |")
 print("|---|---|---|---|---|---|---|")

@@ -114,6 +114,9 @@ def test_a_dlra_run_refuses_another_eq13_reading_and_l2_reading(tmp_path, data):
     run(tmp_path, "f", data, epochs=1, method="fn", l2_on="w")
     with pytest.raises(UserError, match="different configuration.*l2_on"):  # fn reads l2_on
         run(tmp_path, "f", data, epochs=2, method="fn", l2_on="effective", resume=True)
+    with pytest.raises(UserError, match=r"method: run has 'dlra', flags give 'baseline'.*eq13_on: run has 'w', "
+                                        r"flags give '\(unused\)'"):
+        run(tmp_path, "d", data, epochs=2, method="baseline", resume=True)
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path, data):

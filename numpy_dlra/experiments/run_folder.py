@@ -188,9 +188,10 @@ class RunFolder:
         saved = TrainConfig.from_dict(meta["config"])
         if cfg is not None:
             a, b = saved.run_key(), cfg.run_key()
-            diff = [k for k in a if a.get(k) != b.get(k)]
+            diff = [k for k in {**a, **b} if a.get(k, "(unused)") != b.get(k, "(unused)")]
             if diff:
-                detail = ", ".join(f"{k}: run has {a[k]!r}, flags give {b[k]!r}" for k in diff)
+                detail = ", ".join(f"{k}: run has {a.get(k, '(unused)')!r}, flags give {b.get(k, '(unused)')!r}"
+                                   for k in diff)
                 raise UserError(f"{self.checkpoint}: --resume with a different configuration ({detail}); "
                                 "only --epochs may change when resuming")
         struct = _prefixed(arrays, "struct/")

@@ -15,8 +15,8 @@ embedded 4500-image subset instead of 2000 epochs on 54,000 images):
   so merges are lossy -- probe_change shows by how much. With the paper's thresholds this run makes
   one merge in 2 epochs (lambda1 20 or 200);
 - dtype float64 (the default is float32), so that the printed merges do not depend on the number of
-  BLAS threads; l2_on "effective" (Eq. 17 on FN(W'), the project's reading: docs/choices.md), named
-  explicitly so that the expected output does not move with the default;
+  BLAS threads; l2_on "effective" (Eq. 17 on FN(W'), one of the readings docs/choices.md measures; the
+  default is "w"), named explicitly so that the expected output does not move with the default;
 - the one-step demo uses a tiny 784-24-24-10 net, batch 100 and even looser thresholds
   (tau_cos 0.2, tau_euc 10), like tests/test_algorithm1.py.
 The rules of which axis may fuse are the paper's (docs/method.md Sec. 11): the longer axis of each W',

@@ -72,7 +72,8 @@ def figure2(grid, path, baseline_acc=None):
         for i, row in enumerate(cells):
             for j, (m, sd) in enumerate(row):
                 text = "no runs" if np.isnan(m) else f"{m:.2f}\n± {sd:.2f}"
-                ax.text(j, i, text, ha="center", va="center", color="w", fontsize=8)
+                light = not np.isnan(m) and im.norm(m) > 0.6  # viridis is light at the top: dark text there
+                ax.text(j, i, text, ha="center", va="center", color="k" if light else "w", fontsize=8)
         ax.set(xticks=range(len(te)), xticklabels=te, yticks=range(len(tc)), yticklabels=tc, xlabel="tau_euc",
                ylabel="tau_cos", title=f"Fig. 2: {title}")
         fig.colorbar(im, ax=ax)

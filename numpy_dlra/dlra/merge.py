@@ -35,13 +35,7 @@ def candidate(pairs, l, axis, params=None):
         if axis == "cols":
             ni, nj = s * ni, s * nj
         else:  # rows [c w'_i, b'_i]: the bias is not scaled, so the cosine changes too
-            b = params[f"b{l}"]
-            wi, wj, bi, bj = W[i], W[j], float(b[i]), float(b[j])
-            gii = s * s * float((wi * wi).sum()) + bi * bi
-            gjj = s * s * float((wj * wj).sum()) + bj * bj
-            gij = s * s * float((wi * wj).sum()) + bi * bj
-            ni, nj = math.sqrt(gii), math.sqrt(gjj)
-            c = gij / (ni * nj) if ni > 0 and nj > 0 else 0.0
+            _, _, c, ni, nj = pairs.measure(params, l, "rows+b", i, j, scale=s)
     k, d = (i, j) if ni <= nj else (j, i)
     return k, d, c, min(ni, nj) * math.sqrt(max(0.0, 2.0 * (1.0 - abs(c))))
 

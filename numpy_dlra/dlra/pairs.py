@@ -163,11 +163,13 @@ class ClosestPairs:
             return self.refresh(params)
         self.pairs = {(l, k): self.measure(params, l, k, i, j) for l, k, i, j in state}
 
-    def measure(self, params, l, kind, i, j):
-        """(i, j, cos, |v_i|, |v_j|) measured on the current vectors (used between searches)."""
+    def measure(self, params, l, kind, i, j, scale=1.0):
+        """(i, j, cos, |v_i|, |v_j|) measured on the current vectors (used between searches, and by the
+        Eq. 13 test on the network's weights): the weight part scaled by `scale`, a row's bias not."""
         V = vectors(params, l, "rows" if kind == "rows+b" else kind)  # a view, no copy
         vi, vj = V[:, i], V[:, j]
-        gii, gjj, gij = float((vi * vi).sum()), float((vj * vj).sum()), float((vi * vj).sum())
+        s2 = scale * scale
+        gii, gjj, gij = s2 * float((vi * vi).sum()), s2 * float((vj * vj).sum()), s2 * float((vi * vj).sum())
         if kind == "rows+b":
             b = params[f"b{l}"]
             bi, bj = float(b[i]), float(b[j])

@@ -133,16 +133,15 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
     if what == "fig4":
         figures.figure4(by["dlra"], out / "fig4.png")
         return f"wrote {out / 'fig4.png'}\n"
+    base_acc = tables.table1(by).get("baseline", {}).get("acc")  # named in Figs. 2 and 3
     if what == "fig2":
         res = {(tc, te): _stats(select(tau_cos=tc, tau_euc=te, lambda1=dlra.lambda1)) for tc in grid[0] for te in grid[1]}
-        base_acc = tables.table1(by).get("baseline", {}).get("acc")
         figures.figure2(res, out / "fig2.png", base_acc)
         _write(out, "fig2.json", _json([{"tau_cos": k[0], "tau_euc": k[1], **v} for k, v in res.items()]))
         return f"wrote {out / 'fig2.png'}\n" + "".join(
             f"tau_cos {k[0]:g} tau_euc {k[1]:g}: " + (_cell(v) if v["n"] else "no finished run") + "\n"
             for k, v in res.items())
     res = {lam: _stats(select(lambda1=lam, tau_cos=dlra.tau_cos, tau_euc=dlra.tau_euc)) for lam in lambdas}
-    base_acc = tables.table1(by).get("baseline", {}).get("acc")
     figures.figure3(res, base_acc, out / "fig3.png")
     _write(out, "fig3.json", _json([{"lambda1": k, **v} for k, v in res.items()]))
     return f"wrote {out / 'fig3.png'}\n" + "".join(

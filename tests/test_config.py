@@ -36,7 +36,7 @@ BAD = {  # field: a value its validation refuses
     "epochs": 0, "batch_size": 0, "seed": -1, "dtype": "float16", "device": "tpu", "data": "some", "sizes": (784, 10, 3),
     "lr": 0.0, "beta1": 1.0, "beta2": -0.1, "eps": 0.0, "dropout": 1.0, "grad_noise_eta": -1.0,
     "grad_noise_gamma": -1.0, "lambda1": -1.0, "lambda2": -1.0, "tau_cos": 0.0, "tau_euc": 0.0,
-    "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1, "eq13_on": "cw",
+    "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1, "eq13_on": "cw", "row_vectors": "b",
     "init": "zeros", "val_fraction": 1.0, "split_seed": -1,
 }
 
@@ -68,6 +68,9 @@ def test_older_run_folders_config_still_loads():
     # a folder written before --eq13-on existed was trained reading W': it loads as such, not as today's default
     old = {k: v for k, v in TrainConfig(method="dlra").to_dict().items() if k != "eq13_on"}
     assert TrainConfig.from_dict(old).eq13_on == "w" and TrainConfig(method="dlra").eq13_on == "effective"
+    # and one written before --row-vectors existed tested and fused rows as [w', b'] rows
+    old = {k: v for k, v in TrainConfig(method="dlra").to_dict().items() if k != "row_vectors"}
+    assert TrainConfig.from_dict(old).row_vectors == "wb" and TrainConfig(method="dlra").row_vectors == "w"
     with pytest.raises(ConfigError, match="unknown configuration keys"):
         TrainConfig.from_dict(TrainConfig().to_dict() | {"extra": {"x": 1}})
 

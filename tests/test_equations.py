@@ -49,6 +49,29 @@ def test_fusing_parallel_rows_preserves_everything_bias_included(seed, m_prime, 
     np.testing.assert_allclose(np.linalg.norm(aug2), np.linalg.norm(aug), rtol=1e-12)
 
 
+@given(seeds, st.integers(2, 7), st.integers(1, 6), st.integers(1, 7), ratios, st.sampled_from(["sum", "lstsq"]))
+def test_fusing_parallel_rows_of_w_fits_the_bias_by_least_squares(seed, m_prime, n_prime, m, r, ratio):
+    """Rows of W' parallel, biases anything: P W' is kept exactly, and the merged row's bias
+    b_k <- (r b_d + b_k)/s is the least-squares fit of (b_k, b_d) by a multiple of (1, r), so
+    P_new b'_new = P b'_fit with b'_fit the projection of b' and (b' - b'_fit) orthogonal to (1, r)."""
+    W_T, PT, k, d = with_parallel_columns(seed, n_prime, m_prime, m, r, ratio)
+    W, P = W_T.T.copy(), PT.T.copy()  # row d of W' = r row k
+    b = np.random.default_rng(seed + 2).standard_normal(m_prime)
+    W2, b2, P2 = eq.fuse_rows(W, b, P, k, d, ratio)
+    np.testing.assert_allclose(P2 @ W2, P @ W, atol=1e-9)
+    rr = eq.fusion_ratio(W[d], W[k], ratio)
+    u = np.zeros(m_prime)
+    u[k], u[d] = 1.0, rr  # the direction the merged row spans in (b_k, b_d)
+    fit = b.copy()
+    fit[[k, d]] = 0.0
+    fit += (u @ b) / (u @ u) * u  # the least-squares fit of (b_k, b_d) by beta (1, r)
+    np.testing.assert_allclose(P2 @ b2, P @ fit, atol=1e-9)
+    assert abs((b - fit) @ u) < 1e-9
+    if abs(b[d] - rr * b[k]) > 1e-6:  # the biases not parallel: the scaled bias s b_k would be another answer
+        s = np.sqrt(rr * rr + 1)
+        assert not np.isclose(b2[k - (d < k)], s * b[k])
+
+
 @given(seeds, st.integers(1, 6), st.integers(2, 6), ratios)
 def test_the_shorter_vector_is_kept_in_place(seed, m, n_prime, r):
     W, Q, k, d = with_parallel_columns(seed, m, n_prime, 4, r, "lstsq")

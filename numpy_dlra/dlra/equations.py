@@ -181,20 +181,34 @@ def fuse_columns(W, Q, i, j, ratio="sum"):
     return W_new[:, keep], Q_new[keep]
 
 
-def fuse_rows(W, b, P, i, j, ratio="sum"):
-    """The mirror of :func:`fuse_columns` for rows i, j of the augmented [W', b'] (paper Sec. 4.1).
+def fuse_rows(W, b, P, i, j, ratio="sum", row_vectors="w"):
+    """The mirror of :func:`fuse_columns` for rows i, j of W' (paper Sec. 4.1), with the bias.
 
-    W' (m' x n'), b' (m',), P (m x m'). The shorter augmented row is kept (k), the other dropped
-    (d); with [w_d, b_d] = r [w_k, b_k], s = sqrt(r^2 + 1):
-        [W', b']_new = without row d, row k scaled by s     ((m'-1) x n', (m'-1,))
-        P_new        = without column d, column k = (r p_d + p_k) / s   (m x (m'-1))
+    W' (m' x n'), b' (m',), P (m x m'). The pair is a pair of rows of W', the vectors RaRe(W'^T)
+    of Eq. (16) acts on. The shorter row is kept (k), the other dropped (d); with w_d = r w_k
+    (r from the rows of W') and s = sqrt(r^2 + 1):
+        W'_new = W' without row d, row k scaled by s                  ((m'-1) x n')
+        b'_new = b' without entry d, b_k <- (r b_d + b_k) / s         ((m'-1),)  least squares
+        P_new  = P without column d, column k = (r p_d + p_k) / s     (m x (m'-1))
+    For w_d = r w_k and b_d = r b_k, P_new (W'_new x + b'_new) = P (W' x + b') for every x.
+    ``row_vectors="wb"`` is the earlier reading: the pair, k, d and r are those of the augmented
+    rows [w', b'], and [w_k, b_k] <- s [w_k, b_k] (the same result when [w_d, b_d] = r [w_k, b_k]).
     Returns (W_new, b_new, P_new).
     """
     xp = array_module(W)
-    aug = xp.concatenate([W, b[:, None]], axis=1)  # (m', n'+1)
-    aug_new_T, PT_new = fuse_columns(aug.T, P.T, i, j, ratio)
-    aug_new = aug_new_T.T
-    return xp.ascontiguousarray(aug_new[:, :-1]), xp.ascontiguousarray(aug_new[:, -1]), xp.ascontiguousarray(PT_new.T)
+    if row_vectors == "wb":
+        aug = xp.concatenate([W, b[:, None]], axis=1)  # (m', n'+1)
+        aug_new_T, PT_new = fuse_columns(aug.T, P.T, i, j, ratio)
+        aug_new = aug_new_T.T
+        return xp.ascontiguousarray(aug_new[:, :-1]), xp.ascontiguousarray(aug_new[:, -1]), xp.ascontiguousarray(PT_new.T)
+    k, d = (i, j) if _norm(W[i]) <= _norm(W[j]) else (j, i)
+    r = fusion_ratio(W[d], W[k], ratio)
+    s = math.sqrt(r * r + 1.0)
+    W_T_new, PT_new = fuse_columns(W.T, P.T, k, d, ratio)  # Eqs. (10)-(11) on the rows: W'^T's columns
+    b_new = b.copy()
+    b_new[k] = (r * b[d] + b[k]) / s  # least squares: the merged row's bias
+    keep = [c for c in range(W.shape[0]) if c != d]
+    return xp.ascontiguousarray(W_T_new.T), xp.ascontiguousarray(b_new[keep]), xp.ascontiguousarray(PT_new.T)
 
 
 def frobenius_normalize(W, k, g):

@@ -3,8 +3,10 @@
 After every optimizer update (Algorithm 1), layer by layer, while the closest pair on a fusable
 axis of the current W' meets Eq. (13) (:func:`numpy_dlra.dlra.equations.meets_eq13`), the longer
 vector d is fused into the shorter one k: w_d ~ r w_k, s = sqrt(r^2 + 1), w_k <- s w_k, w_d is
-removed, and Q (columns) or P (rows, with the bias) follow the corrected Eqs. (8)-(12), so the
-layer's function is unchanged when the pair is exactly parallel. Adam's moments follow the merged
+removed, and Q (columns) or P (rows) follow the corrected Eqs. (8)-(12), so the layer's function
+is unchanged when the pair is exactly parallel. Rows are the rows of W' (the pair RaRe pulls
+together); the bias of the merged row is the least-squares b_k <- (r b_d + b_k)/s, exact when
+b_d = r b_k. (With ``row_vectors = "wb"``, rows are [w', b'] rows and the bias is scaled with them.) Adam's moments follow the merged
 vector (``adam_merge``). The model is then rebuilt and the merged layer's pairs computed afresh.
 
 Eq. (13) is asymmetric in (i, j); the reading here rescales the dropped (longer) vector to the
@@ -22,17 +24,19 @@ from .pairs import vectors
 
 
 def candidate(pairs, l, axis, params=None):
-    """The closest pair on `axis` of layer l as (kept, dropped, cos, D_euc); rows are [w', b'] rows.
+    """The closest pair on `axis` of layer l as (kept, dropped, cos, D_euc): the pair RaRe acts on.
 
-    The pair is the closest on W' (and b'). With ``rules.eq13_on == "effective"`` (needs `params`) its
-    cosine and D_euc are those of the network's own vectors, FN's c = k g / ||W'||_F times W':
-    columns c w'_j (the cosine is unchanged, D_euc scales by c), rows [c w'_i, b'_i].
+    The pair is the closest on W' (rows with ``row_vectors = "wb"``: on [W', b']). With
+    ``rules.eq13_on == "effective"`` (needs `params`) its cosine and D_euc are those of the network's
+    own vectors, FN's c = k g / ||W'||_F times W': c w'_j (the cosine is unchanged, D_euc scales by
+    c); with "wb", rows [c w'_i, b'_i] (the bias is not scaled, so the cosine changes too).
     """
-    i, j, c, ni, nj = pairs.pairs[(l, "rows+b" if axis == "rows" else axis)]
+    kind = pairs.test_kind(axis)
+    i, j, c, ni, nj = pairs.pairs[(l, kind)]
     if pairs.rules.eq13_on == "effective" and pairs.model.fn_k:  # without FN the network's weight is W' itself
         W = params[f"W{l}"]
         s = fn_scale(W, params[f"g{l}"], pairs.model.fn_k[l - 1])
-        if axis == "cols":
+        if kind != "rows+b":
             ni, nj = s * ni, s * nj
         else:  # rows [c w'_i, b'_i]: the bias is not scaled, so the cosine changes too
             _, _, c, ni, nj = pairs.measure(params, l, "rows+b", i, j, scale=s)
@@ -96,10 +100,11 @@ def find_pair(pairs, params, l, axis):
         return k, d, c, d_euc
     if rules.merge_pairs != "any" or not 1.0 - abs(c) < rules.tau_cos:
         return None
-    V = to_numpy(vectors(params, l, "cols" if axis == "cols" else "rows+b")).astype(np.float64)  # rare: on the host
-    if rules.eq13_on == "effective" and pairs.model.fn_k:  # the network's vectors: c W' (the bias, V's last row, unscaled)
+    kind = pairs.test_kind(axis)
+    V = to_numpy(vectors(params, l, kind)).astype(np.float64)  # rare: on the host
+    if rules.eq13_on == "effective" and pairs.model.fn_k:  # the network's vectors: c W' (a bias, V's last row, unscaled)
         c_l = fn_scale(params[f"W{l}"], params[f"g{l}"], pairs.model.fn_k[l - 1])
-        V[: V.shape[0] - (axis != "cols")] *= c_l
+        V[: V.shape[0] - (kind == "rows+b")] *= c_l
     G = V.T @ V  # (n, n) Gram of the compared vectors
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,12 +126,14 @@ def fuse(model, params, opt_state, l, axis, k, d, rules):
     With ``fuse_ratio == "sum"`` and a kept vector whose entries sum to (nearly) 0, where the paper's
     estimator is undefined, r is the least-squares ratio (both are exact for parallel vectors).
     Columns: W' (m', n') loses column d, Q loses row d. Rows: W' loses row d and b' entry d, P loses
-    column d. Adam's m and v lose the same entries; with ``rules.adam_merge == "carry"`` the kept
+    column d; r is that of the W' rows and b_k <- (r b_d + b_k)/s (with ``row_vectors == "wb"``, r is
+    that of the [w', b'] rows and b_k <- s b_k). Adam's m and v lose the same entries; with ``rules.adam_merge == "carry"`` the kept
     entries become m_k <- (r m_d + m_k)/s (exact: the merged vector's gradient is (r g_d + g_k)/s)
     and v_k <- (r^2 v_d + v_k)/s^2 (its analogue); with "reset" they are zeroed.
     """
     cols = axis == "cols"
-    V = vectors(params, l, "cols" if cols else "rows+b")
+    with_bias = not cols and rules.row_vectors == "wb"
+    V = vectors(params, l, "cols" if cols else "rows+b" if with_bias else "rows")
     w_d, w_k = to_numpy(V[:, d]).astype(np.float64), to_numpy(V[:, k]).astype(np.float64)  # two vectors, host
     ratio = rules.fuse_ratio
     if ratio == "sum" and abs(w_k.sum()) <= 1e-6 * np.abs(w_k).sum():
@@ -138,7 +145,10 @@ def fuse(model, params, opt_state, l, axis, k, d, rules):
         by_col = cols and p.ndim == 2
         P, M, V = (a.T if by_col else a for a in (p, m, v))  # views: the merged vectors along axis 0
         dt = p.dtype.type
-        P[k] *= dt(s)  # Eq. (10): the kept vector scaled by s
+        if name[0] == "b" and not with_bias:
+            P[k] = (P[d] * dt(r) + P[k]) / dt(s)  # the bias of the merged row, least squares: b_k <- (r b_d + b_k)/s
+        else:
+            P[k] *= dt(s)  # Eq. (10): the kept vector scaled by s
         if rules.adam_merge == "carry":  # the merged vector's gradient is (r g_d + g_k)/s
             M[k] = (M[d] * dt(r) + M[k]) / dt(s)
             V[k] = (V[d] * dt(r * r) + V[k]) / dt(s * s)

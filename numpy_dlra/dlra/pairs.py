@@ -12,10 +12,13 @@ Which axes (the rules that give the paper's Table 2 shapes; docs/method.md):
 - an axis is fusable when it is the longer axis of the current W' (both when square), never the
   columns of the first layer (the input pixels), never the rows of the last (the classes), and
   never below one vector (the last layer's columns never below the class count);
-- rows are compared and fused as augmented rows [w'_i, b'_i] (the bias belongs to the rows), kind
-  "rows+b"; the RaRe term uses W'^T without the bias ("rows"), as Eq. (16) is written;
-- everything is measured on the trainable W' (and b'), not on FN(W'): angles are the same, and FN's
-  scale c = k g / ||W'||_F only reweights the weight part against the bias.
+- one closest pair per layer and axis, shared by RaRe and Eq. (13): rows are searched, tested and
+  fused as the rows of W' (kind "rows"), the vectors RaRe(W'^T) of Eq. (16) acts on, so the pair
+  RaRe pulls together is the pair Eq. (13) tests (``row_vectors = "w"``, the default). The earlier
+  reading, ``row_vectors = "wb"``, tests and fuses rows as augmented rows [w'_i, b'_i] (kind
+  "rows+b") while RaRe pulls the closest W' rows: two kinds of vector on one axis. It stalls the
+  row merges (docs/choices.md) and is kept as a flag for the runs made with it;
+- everything is searched on the trainable W' (and b'), not on FN(W'): angles are the same.
 
 Approximation (flag, off by default): with ``search_every = K > 1`` the Grams are computed and
 searched only every K-th step (and after a merge); in between, the pairs found last are kept and
@@ -45,6 +48,7 @@ class FusionRules:
     search_every: int = 1  # 1: exact (search every Gram every step); K > 1: approximation, see module doc
     merge_pairs: str = "closest"  # which pairs Eq. (13) fuses: "closest", "one" or "any" (merge.merge_step)
     eq13_on: str = "effective"  # which weights Eq. (13) reads: "effective", FN's c W' (and b'); "w", W' (and b')
+    row_vectors: str = "w"  # the rows Eq. (13) tests and fuses: "w", W' rows (RaRe's pair); "wb", [w', b'] rows
 
     @classmethod
     def from_config(cls, cfg):
@@ -110,12 +114,17 @@ class ClosestPairs:
     def rare_axes(self, l):
         return ("cols", "rows") if self.rules.rare_axes == "all" else tuple(self.fusable_axes(l))
 
+    def test_kind(self, axis):
+        """The kind of vector Eq. (13) tests and fuses on `axis`: "cols"; "rows" (the W' rows RaRe acts on)
+        or, with ``row_vectors = "wb"``, "rows+b"."""
+        return "rows+b" if axis == "rows" and self.rules.row_vectors == "wb" else axis
+
     def kinds(self, l):
-        """What layer l needs: the RaRe axes (with lambda1 > 0) and the fusable ones (rows with the bias)."""
+        """What layer l needs: the RaRe axes (with lambda1 > 0) and the fusable ones (as Eq. 13 tests them)."""
         m, n = self.model.shape(l)
         kinds = {"cols": n, "rows": m, "rows+b": m}
         need = set(self.rare_axes(l)) if self.rules.lambda1 else set()
-        need |= {"rows+b" if a == "rows" else a for a in self.fusable_axes(l)}
+        need |= {self.test_kind(a) for a in self.fusable_axes(l)}
         return [k for k in ("cols", "rows", "rows+b") if k in need and kinds[k] >= 2]
 
     # --- finding the closest pairs ----------------------------------------------------------

@@ -18,10 +18,10 @@ from ..models.mlp import PAPER_SIZES
 METHODS = ("baseline", "fn", "dlra")
 RETIRED_KEYS = {"extra": {}}  # keys older run folders hold, with the only value they ever had
 # keys older run folders lack, with the value that matches how those runs were trained (where it is not the default)
-ADDED_KEYS = {"eq13_on": "w"}
+ADDED_KEYS = {"eq13_on": "w", "row_vectors": "wb"}
 # the settings only DLRA reads (its Eqs. 13 and 16, the merges); a baseline or fn run never reads them
 DLRA_ONLY = ("lambda1", "tau_cos", "tau_euc", "fuse_ratio", "rare_axes", "adam_merge", "merge_pairs", "eq13_on",
-             "search_every", "probe_size")
+             "row_vectors", "search_every", "probe_size")
 
 
 def _f(default, help, choices=None, type=None):
@@ -96,6 +96,9 @@ class TrainConfig:
     eq13_on: str = _f("effective", "which weights Eq. 13's test reads: effective, the network's own weights c W' "
                       "(FN's scale c; b' unscaled; the default, measured: docs/choices.md); w, the parameters W' (and "
                       "b') as stored (runs made before this flag existed)", ("effective", "w"))
+    row_vectors: str = _f("w", "the rows Eq. 13 tests and fuses: w, the rows of W', the pair RaRe pulls together (Eq. 16 "
+                          "as printed; the default, measured: docs/choices.md); wb, the rows of [W', b'] (runs made "
+                          "before this flag existed; their row merges stall)", ("w", "wb"))
     search_every: int = _f(1, "1: find the closest pairs from fresh Grams every step (exact); K > 1: every K-th "
                            "step, re-measuring the last pairs in between (an approximation)")
     probe_size: int = _f(256, "validation images whose logits merges.jsonl compares before and after each merge (0: off)")

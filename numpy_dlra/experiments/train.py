@@ -5,7 +5,9 @@ the epoch's batches), train_task_loss, train_rare_loss (L_RaRe, dlra), val_acc a
 (percent, eval mode), params (trainable), flops_per_sample (the models' flops_per_sample),
 flops_paper (the paper's count, 2 sum feat_{l-1} feat_l for DLRA), compression (%, against the same
 net at initialization), layers (per layer m', n' and the reduced feature dim), merges (this epoch),
-seconds (the epoch, evaluation included) and train_seconds (the training pass alone).
+seconds (the epoch, evaluation included) and train_seconds (the training pass alone); for dlra,
+axes (per layer and axis: the closest pair's 1 - |cos| at its smallest and at the epoch's end, merges,
+||W'||_F, g and c; :mod:`.diagnostics`).
 With ``device = "cuda"`` the data and parameters go to the GPU once; see :mod:`numpy_dlra.nn.backend`
 for what changes (the dropout and noise generators).
 
@@ -31,6 +33,7 @@ from ..nn.backend import device_rng, module_for, synchronize
 from ..nn.optim import Adam
 from .build import build_model, initial_params, params_at_init
 from .config import TrainConfig
+from .diagnostics import AxisTrace
 from .progress import Progress
 from .resources import check_fits
 from .run_folder import RunFolder, RunState
@@ -113,10 +116,11 @@ def _train(cfg, folder, state, data, progress, log):
         opt_state = opt.init(params)
         start, step, history = 0, 0, []
     params0 = params_at_init(cfg, model)
-    pairs = probe = None
+    pairs = probe = trace = None
     if cfg.method == "dlra":
         pairs = ClosestPairs(model, FusionRules.from_config(cfg))
         pairs.restore(params, state.pairs if state else None)
+        trace = AxisTrace(pairs)
         probe = data.x_val[:cfg.probe_size] if cfg.probe_size else None
     folder.start(cfg, history, step, merges=pairs is not None)
 
@@ -139,6 +143,8 @@ def _train(cfg, folder, state, data, progress, log):
                 if r.merges:
                     faults.reached("merge")
                 merges += r.merges
+                if trace:
+                    trace.step()
                 loss_sum += r.loss
                 task_sum += r.task
                 rare_sum += r.rare
@@ -163,6 +169,8 @@ def _train(cfg, folder, state, data, progress, log):
             "seconds": time.perf_counter() - t0,
             "train_seconds": t_train,  # the training pass alone (steps, merges), comparable across frameworks
         }
+        if trace:
+            rec["axes"] = trace.epoch_record(params, merges)
         history.append(rec)
         if pairs:
             folder.append(folder.merges, merges)

@@ -36,7 +36,7 @@ BAD = {  # field: a value its validation refuses
     "epochs": 0, "batch_size": 0, "seed": -1, "dtype": "float16", "device": "tpu", "data": "some", "sizes": (784, 10, 3),
     "lr": 0.0, "beta1": 1.0, "beta2": -0.1, "eps": 0.0, "dropout": 1.0, "grad_noise_eta": -1.0,
     "grad_noise_gamma": -1.0, "lambda1": -1.0, "lambda2": -1.0, "tau_cos": 0.0, "tau_euc": 0.0,
-    "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1, "eq13_on": "cw", "row_vectors": "b",
+    "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1, "eq13_on": "cw", "row_vectors": "b", "l2_mode": "adamw", "task_loss": "avg",
     "init": "zeros", "val_fraction": 1.0, "split_seed": -1,
 }
 

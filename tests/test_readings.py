@@ -124,3 +124,67 @@ def test_merges_keep_p_and_q_unit_norm_so_dense_is_effective(seed, ratio):
         values[reading] = model.add_l2(params, {k: np.zeros_like(v) for k, v in params.items()}, 0.1)
     assert values["dense"] == pytest.approx(values["effective"], rel=1e-12)
     assert values["dense"] == pytest.approx(0.1 * l2_by_definition(model, params, "dense"), rel=1e-12)
+
+
+def _one_step(method, seed, **flags):
+    """One train_step of a small float64 net (no dropout, no noise) under `flags`; returns (params before,
+    params after, the step's result, cfg, model, x, y)."""
+    from numpy_dlra.dlra.algorithm1 import train_step
+    from numpy_dlra.experiments.build import build_model
+    from numpy_dlra.experiments.config import TrainConfig
+    from numpy_dlra.experiments.train import make_rngs
+    from numpy_dlra.nn.optim import Adam
+
+    cfg = TrainConfig(method=method, sizes=(784, 9, 7, 10), dtype="float64", seed=seed, dropout=0.0,
+                      grad_noise_eta=0.0, **flags)
+    rngs = make_rngs(seed)
+    model, params = build_model(cfg, rng=rngs["init"])
+    g = np.random.default_rng(seed)
+    x, y = g.standard_normal((16, 784)), g.integers(0, 10, 16)
+    before = {k: v.copy() for k, v in params.items()}
+    opt = Adam(cfg.lr)
+    state = opt.init(params)
+    r = train_step(model, params, opt, state, x, y, cfg, rngs)
+    return before, params, r, cfg, model, x, y
+
+
+def _adam_once(params, grads, lr):
+    """The first Adam update from zero moments: p - lr g / (|g| + eps) (bias-corrected, t = 1)."""
+    from numpy_dlra.nn.optim import Adam
+
+    out = {k: v.copy() for k, v in params.items()}
+    opt = Adam(lr)
+    opt.step(out, grads, opt.init(out))
+    return out
+
+
+@pytest.mark.parametrize("method", ["fn", "dlra"])
+def test_decoupled_l2_shrinks_w_outside_adam(method):
+    """--l2-mode decoupled: Adam sees only the task gradient; then W' <- W' - lr lambda2 dL_L2/dW' (at the
+    weights before the update), as AdamW does; the loss still reports lambda2 L_L2."""
+    extra = {"lambda1": 0.0} if method == "dlra" else {}
+    before, after, r, cfg, model, x, y = _one_step(method, 3, lambda2=0.5, l2_mode="decoupled", **extra)
+    loss, task, grads = model.loss_and_grads(before, x, y, training=True, rng=None, lambda2=0.0)
+    want = _adam_once(before, grads, cfg.lr)
+    decay = {k: np.zeros_like(v) for k, v in before.items()}
+    l2 = model.add_l2(before, decay, 0.5)
+    for k in want:
+        want[k] -= cfg.lr * decay[k]
+        np.testing.assert_allclose(after[k], want[k], rtol=1e-12, atol=1e-15)
+    assert any(np.abs(decay[k]).max() > 0 for k in decay)
+    assert r.loss == pytest.approx(task + l2, rel=1e-12) and r.task == pytest.approx(task, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["baseline", "dlra"])
+def test_summed_task_loss_weighs_the_task_batch_size_times_more(method):
+    """--task-loss sum: L_task and its gradient are B times the mean's, and the L2 term is added as before."""
+    extra = {"lambda1": 0.0} if method == "dlra" else {}
+    before, after, r, cfg, model, x, y = _one_step(method, 4, lambda2=0.3, task_loss="sum", **extra)
+    _, task, grads = model.loss_and_grads(before, x, y, training=True, rng=None, lambda2=0.0)
+    for g in grads.values():
+        g *= len(y)
+    l2 = model.add_l2(before, grads, 0.3)
+    want = _adam_once(before, grads, cfg.lr)
+    for k in want:
+        np.testing.assert_allclose(after[k], want[k], rtol=1e-12, atol=1e-15)
+    assert r.task == pytest.approx(len(y) * task, rel=1e-12) and r.loss == pytest.approx(len(y) * task + l2, rel=1e-12)

@@ -3,6 +3,8 @@
 Every training step of every method is this function; the baseline and fn skip what they lack:
 
     1. L = L_task + lambda2 L_L2 and its gradient (Eqs. 17-18)          model.loss_and_grads
+       (--task-loss sum: L_task over the batch summed, not averaged; --l2-mode decoupled: the L2
+       gradient is kept out of Adam and applied after step 4 as W' <- W' - lr lambda2 dL_L2/dW')
     2. + lambda1 L_RaRe at the closest pairs, and its gradient (Eq. 16)  rare.rare_term      (dlra)
     3. gradient noise, variance eta / (1 + t)^gamma                      nn.optim             (eta > 0)
     4. the Adam update                                                    nn.optim.Adam
@@ -47,7 +49,22 @@ def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe
     Raises UserError when the loss is not finite.
     """
     tick = _Clock(clock, array_module(x))
-    loss, task, grads = model.loss_and_grads(params, x, y, training=True, rng=rngs["dropout"], lambda2=cfg.lambda2)
+    coupled = cfg.l2_mode == "loss"  # "decoupled": the L2 term shrinks W' after the update instead (step 4)
+    if cfg.task_loss == "mean":
+        loss, task, grads = model.loss_and_grads(params, x, y, training=True, rng=rngs["dropout"],
+                                                 lambda2=cfg.lambda2 if coupled else 0.0)
+    else:  # "sum": L_task summed over the batch, B times the mean, and B times its gradient
+        loss, task, grads = model.loss_and_grads(params, x, y, training=True, rng=rngs["dropout"], lambda2=0.0)
+        B = len(y)
+        for g in grads.values():
+            g *= g.dtype.type(B)
+        loss = task = task * B
+        if coupled and cfg.lambda2:
+            loss += model.add_l2(params, grads, cfg.lambda2)
+    decay = None
+    if not coupled and cfg.lambda2:  # AdamW-style: lambda2 dL_L2/dW' at the weights before the update
+        decay = {k: array_module(p).zeros_like(p) for k, p in params.items()}
+        loss += model.add_l2(params, decay, cfg.lambda2)
     tick("forward+backward")
     rare = 0.0
     if pairs is not None and pairs.rules.lambda1:
@@ -61,6 +78,9 @@ def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe
         add_gradient_noise(grads, opt_state["t"], cfg.grad_noise_eta, rngs["noise"], cfg.grad_noise_gamma)
     tick("gradient noise")
     opt.step(params, grads, opt_state)
+    if decay is not None:
+        for k, d in decay.items():
+            params[k] -= d * d.dtype.type(opt.lr)  # decoupled weight decay: W' <- W' - lr lambda2 dL_L2/dW'
     tick("adam")
     merges = []
     if pairs is not None:

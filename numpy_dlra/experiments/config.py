@@ -81,6 +81,11 @@ class TrainConfig:
     l2_on: str = _f("w", "which weight Eq. 17's L2 term reads (fn, dlra): w, W' as printed (the default, measured: "
                     "docs/choices.md); effective, FN(W') = c W'; dense, P FN(W') Q (equal to effective: merges keep "
                     "P's and Q's scales unit-norm)", ("w", "effective", "dense"))
+    l2_mode: str = _f("loss", "how Eq. 17's L2 term acts: loss, added to the loss and so passed through Adam (as "
+                      "printed); decoupled, W' shrinks by lr x the L2 gradient after Adam's update, outside Adam "
+                      "(AdamW-style weight decay)", ("loss", "decoupled"))
+    task_loss: str = _f("mean", "L_task over a batch: mean (our choice; the paper does not say); sum, the batch's "
+                        "sum, which weighs lambda1 and lambda2 batch-size times less against the task", ("mean", "sum"))
     tau_cos: float = _f(1e-4, "Eq. 13's threshold on 1 - |cos| (paper)")
     tau_euc: float = _f(1e-1, "Eq. 13's threshold on D_euc (paper)")
     fuse_ratio: str = _f("lstsq", "r of Eq. 9: lstsq <w_d,w_k>/<w_k,w_k> (our choice) or sum, the paper's "

@@ -6,8 +6,9 @@ s = sqrt(r^2 + 1), and give Q's row k the dropped column's input, (r q_d + q_k) 
 computes the same function with one column less (W'Q is unchanged), and because the kept column
 now has length sqrt(|w_k|^2 + |w_d|^2), the row Gram W'W'^T and ||W'||_F are unchanged too.
 The paper prints Q's new row as (q_i + q_j r) / s (i dropped, j kept), which changes the
-function; this script shows both numerically, then the mirror operation on rows (fuse_rows),
-with numpy_dlra.equations.fusion_ratio, fuse_columns and fuse_rows.
+function; this script shows both numerically, then the mirror operation on the rows of W'
+(fuse_rows: the bias of the merged row is the least-squares b_k <- (r b_d + b_k) / s, exact when the
+biases are parallel too), with numpy_dlra.equations.fusion_ratio, fuse_columns and fuse_rows.
 Run `python tutorials/04_fusing_vectors.py` from any folder; the figure goes to ./tutorial04_figures/.
 
 Expected output (2 cores, about 1 s):
@@ -24,10 +25,11 @@ Expected output (2 cores, about 1 s):
     Eq. (11) as printed, (q_d + r q_k) / s, on 6 random inputs: max output error 3.8479
     Eq. (11) corrected,  (r q_d + q_k) / s, on 6 random inputs: max output error 0.000000
     nearly parallel pair (1.0 degree apart): error of W'Q, lstsq r 0.054559 = |w_d| sin(theta) 0.054559, sum r 0.067314
-    rows: [W, b] is 4 x (5 + 1); row 2 = -1.5 x row 0, bias included; P = I (4 x 4)
-    fuse_rows: r = -1.5000, W' 3 x 5, b' (3,), P 4 x 3
+    rows: W is 4 x 5; row 2 = -1.5 x row 0 and b_2 = -1.5 b_0; P = I (4 x 4)
+    fuse_rows: r = -1.5000 (from the rows of W'), W' 3 x 5, b' (3,), P 4 x 3
     max |P W' - W| = 0.000000, max |P b' - b| = 0.000000
-    column Gram of [W', b']: max change 0.000000; ||W'||_F 4.9384 -> 4.9384
+    column Gram W'^T W': max change 0.000000; ||W'||_F 4.9384 -> 4.9384
+    b_2 moved by 0.3: max |P W' - W| = 0.000000, |P b' - b| = 0.1664 = the bias off (1, r): 0.1664
 """
 import sys
 from pathlib import Path
@@ -107,20 +109,28 @@ for ratio in ("lstsq", "sum"):
 print(f"nearly parallel pair (1.0 degree apart): error of W'Q, lstsq r {errs['lstsq']:.6f} = |w_d| sin(theta) "
       f"{n_j * np.sin(theta):.6f}, sum r {errs['sum']:.6f}")
 
-# --- rows: the mirror, on augmented rows [w_i, b_i] (the bias follows the rows, b = P b') ----------------
+# --- rows: the mirror, on the rows of W' (the vectors RaRe(W'^T) acts on); b = P b' --------------------
 Wr = rng.standard_normal((4, 5))
 br = rng.standard_normal(4)
 Wr[2], br[2] = -1.5 * Wr[0], -1.5 * br[0]
 P = np.eye(4)
-print("rows: [W, b] is 4 x (5 + 1); row 2 = -1.5 x row 0, bias included; P = I (4 x 4)")
+print("rows: W is 4 x 5; row 2 = -1.5 x row 0 and b_2 = -1.5 b_0; P = I (4 x 4)")
 W3, b3, P3 = eq.fuse_rows(Wr, br, P, 0, 2, ratio="sum")
-r_rows = eq.fusion_ratio(np.append(Wr[2], br[2]), np.append(Wr[0], br[0]), "sum")
-print(f"fuse_rows: r = {r_rows:.4f}, W' {W3.shape[0]} x {W3.shape[1]}, b' ({b3.shape[0]},), "
+r_rows = eq.fusion_ratio(Wr[2], Wr[0], "sum")
+print(f"fuse_rows: r = {r_rows:.4f} (from the rows of W'), W' {W3.shape[0]} x {W3.shape[1]}, b' ({b3.shape[0]},), "
       f"P {P3.shape[0]} x {P3.shape[1]}")
 print(f"max |P W' - W| = {np.abs(P3 @ W3 - Wr).max():.6f}, max |P b' - b| = {np.abs(P3 @ b3 - br).max():.6f}")
-A, A3 = np.column_stack([Wr, br]), np.column_stack([W3, b3])
-print(f"column Gram of [W', b']: max change {np.abs(A3.T @ A3 - A.T @ A).max():.6f}; "
+print(f"column Gram W'^T W': max change {np.abs(W3.T @ W3 - Wr.T @ Wr).max():.6f}; "
       f"||W'||_F {np.linalg.norm(Wr):.4f} -> {np.linalg.norm(W3):.4f}")
+# Eq. (13) compares the rows of W' only, so the biases of a merged pair need not be parallel: the merged
+# row's bias is the least-squares fit b_k <- (r b_d + b_k) / s, and P b' moves by the part of (b_k, b_d)
+# off the direction (1, r).
+br[2] = br[2] + 0.3
+W4, b4, P4 = eq.fuse_rows(Wr, br, P, 0, 2, ratio="sum")
+u = np.array([1.0, r_rows]) / np.hypot(1.0, r_rows)
+off = np.array([br[0], br[2]]) - (np.array([br[0], br[2]]) @ u) * u
+print(f"b_2 moved by 0.3: max |P W' - W| = {np.abs(P4 @ W4 - Wr).max():.6f}, |P b' - b| = "
+      f"{np.linalg.norm(P4 @ b4 - br):.4f} = the bias off (1, r): {np.linalg.norm(off):.4f}")
 
 FIGURES.mkdir(exist_ok=True)
 fig, axes = plt.subplots(1, 4, figsize=(11, 3))

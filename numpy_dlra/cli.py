@@ -4,6 +4,7 @@
 - ``sweep-rank``     the fixed-rank baseline's rank table and spectral-distance plot;
 - ``compare-ranks``  DLRA against SVD truncation and fixed-rank factors at the ranks DLRA found;
 - ``reproduce``      the paper's Tables 1-2 and Figures 1-4 over many seeds, locally or on Dask.
+- ``analyze``        Markdown tables drawn from run folders (arms side by side, merge trends, per-axis gaps).
 The flags of ``train`` (and the run settings of ``sweep-rank``) are built from the fields of
 :class:`numpy_dlra.experiments.config.TrainConfig`: its defaults, help and choices.
 Exit status: 0 done, 2 bad input (flags, data files, output folder; the message says which and
@@ -86,6 +87,26 @@ def _parser():
     c.add_argument("--baseline", required=True, help="a finished `train --method baseline` run folder, same data and epochs")
     c.add_argument("--finetune-epochs", type=int, default=5)
     c.add_argument("--out", required=True, help="folder for the runs, table.md, results.json")
+
+    a = sub.add_parser("analyze", help="Markdown tables drawn from run folders, finished or not (reads them, "
+                                       "trains nothing)")
+    at = a.add_subparsers(dest="table", required=True)
+    x = at.add_parser("arms", help="arms of runs side by side against the first: accuracy, Welch p, size, merges, "
+                                   "epoch reaching the first arm's best")
+    x.add_argument("specs", nargs="+", metavar="LABEL=GLOB", help="an arm: a label and a (quoted) glob of run folders")
+    x.add_argument("--at-epoch", type=int, default=None, metavar="E", help="cut every run to its first E epochs "
+                   "(shorter runs are left out; default: each arm's finished runs, those as long as its longest)")
+    x = at.add_parser("merge-trend", help="merges per epoch per layer and axis over windows of epochs, and what "
+                                          "Table 2's shapes still need")
+    x.add_argument("folders", nargs="+", metavar="RUN", help="dlra run folders")
+    x.add_argument("--window", type=int, default=20, help="epochs per window (default 20)")
+    x = at.add_parser("runs", help="one row per run: accuracy, size, per-layer shapes")
+    x.add_argument("folders", nargs="+", metavar="RUN", help="run folders")
+    x = at.add_parser("readings", help="the reading arms of `reproduce table1 ... --out DIR/ARM` side by side")
+    x.add_argument("directory", metavar="DIR", help="the folder holding the arms (l2-w, l2-effective, base, ...)")
+    x = at.add_parser("axes", help="per epoch, each layer and axis's merges and closest gap (metrics.jsonl's axes)")
+    x.add_argument("folder", metavar="RUN", help="a dlra run folder")
+    x.add_argument("--every", type=int, default=1, metavar="K", help="one row per K epochs (default 1)")
     return p
 
 
@@ -159,6 +180,22 @@ def _reproduce(args):
     return 0
 
 
+def _analyze(args):
+    from .experiments import analyze
+
+    if args.table == "arms":
+        analyze.arms(args.specs, args.at_epoch)
+    elif args.table == "merge-trend":
+        analyze.merge_trend(args.folders, args.window)
+    elif args.table == "runs":
+        analyze.runs_table(args.folders)
+    elif args.table == "readings":
+        analyze.readings_table(args.directory)
+    else:
+        analyze.axes(args.folder, args.every)
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
@@ -170,6 +207,8 @@ def main(argv=None):
             return _compare(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "analyze":
+            return _analyze(args)
     except UserError as exc:
         print(f"numpy-dlra: error: {exc}", file=sys.stderr)
         return 2

@@ -160,6 +160,7 @@ def test_merge_criterion_and_distance_identity(seed, m, angle, sign):
     c = eq.cos_matrix(W)[0, 1]
     d = eq.euclidean_distance(W, 0, 1)
     assert d == pytest.approx(np.linalg.norm(wj) * np.sqrt(2 * (1 - abs(c))), rel=1e-9)
+    assert eq.d_euc_from_cos(np.linalg.norm(wj), c) == pytest.approx(d, rel=1e-9)  # the engine's form
     for tc, te in [(1e-4, 1e-1), (1.0, 10.0), (1.0, 1e-6)]:
         assert eq.merge_criterion(W, 0, 1, tc, te) == ((1 - abs(c) < tc) and (d < te))
     W[:, 0] = sign * 3.0 * wj  # exactly parallel: fused under the paper's thresholds

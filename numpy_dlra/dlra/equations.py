@@ -117,6 +117,15 @@ def euclidean_distance(W, i, j):
     return _norm(wi * (_norm(wj) / _norm(wi)) - sign * wj)
 
 
+def d_euc_from_cos(norm_k, cos):
+    """Eq. (13)'s D_euc from the cosine: |w_k| sqrt(2 (1 - |cos|)), with k the shorter vector of the pair.
+
+    Equal to ``euclidean_distance(W, d, k)`` (the longer vector d rescaled to |w_k|) and cheaper: the
+    engine has the cosine and the norms from its Gram. norm_k, cos: floats. Returns a float.
+    """
+    return norm_k * math.sqrt(max(0.0, 2.0 * (1.0 - abs(cos))))
+
+
 def meets_eq13(cos, d_euc, tau_cos=1e-4, tau_euc=1e-1):
     """Paper Eq. (13)'s decision: fuse a pair iff 1 - |D_cos| < tau_cos and D_euc < tau_euc.
 

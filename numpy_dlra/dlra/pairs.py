@@ -55,6 +55,9 @@ class FusionRules:
         return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
 
 
+ROW_KIND = {"w": "rows", "wb": "rows+b"}  # the rows Eq. (13) tests and fuses, by ``row_vectors``
+
+
 def closest_pair(G, out=None):
     """(i, j, c): the pair i < j of vectors with the largest |cos| given their Gram G (n, n), c their cosine.
 
@@ -117,7 +120,7 @@ class ClosestPairs:
     def test_kind(self, axis):
         """The kind of vector Eq. (13) tests and fuses on `axis`: "cols"; "rows" (the W' rows RaRe acts on)
         or, with ``row_vectors = "wb"``, "rows+b"."""
-        return "rows+b" if axis == "rows" and self.rules.row_vectors == "wb" else axis
+        return ROW_KIND[self.rules.row_vectors] if axis == "rows" else axis
 
     def kinds(self, l):
         """What layer l needs: the RaRe axes (with lambda1 > 0) and the fusable ones (as Eq. 13 tests them)."""

@@ -149,12 +149,13 @@ def merge_criterion(W, i, j, tau_cos=1e-4, tau_euc=1e-1):
     return meets_eq13(c, euclidean_distance(W, i, j), tau_cos, tau_euc)
 
 
-def fusion_ratio(w_d, w_k, ratio="sum"):
+def fusion_ratio(w_d, w_k, ratio="lstsq"):
     """Paper Eq. (9)'s r with w_d ~ r w_k.
 
     ratio="sum": the paper's r = sum(w_d) / sum(w_k) (exact for parallel vectors, unstable when
     sum(w_k) ~ 0); ratio="lstsq": r = <w_d, w_k> / <w_k, w_k> (exact too, and the least-squares fit
-    otherwise). w_d, w_k: (m,). Returns a float.
+    otherwise; the default, as the engine's ``--fuse-ratio``, docs/choices.md). w_d, w_k: (m,).
+    Returns a float.
     """
     if ratio == "sum":
         den = float(w_k.sum())
@@ -166,7 +167,7 @@ def fusion_ratio(w_d, w_k, ratio="sum"):
     raise ValueError(f"unknown ratio {ratio!r}: choose sum or lstsq")
 
 
-def fuse_columns(W, Q, i, j, ratio="sum"):
+def fuse_columns(W, Q, i, j, ratio="lstsq"):
     """Paper Eqs. (8)-(12), corrected: fuse columns i and j of W' (m x n'), adjusting Q (n' x n).
 
     The shorter of the two columns is kept (k), the other dropped (d); with w_d = r w_k and
@@ -190,7 +191,7 @@ def fuse_columns(W, Q, i, j, ratio="sum"):
     return W_new[:, keep], Q_new[keep]
 
 
-def fuse_rows(W, b, P, i, j, ratio="sum", row_vectors="w"):
+def fuse_rows(W, b, P, i, j, ratio="lstsq", row_vectors="w"):
     """The mirror of :func:`fuse_columns` for rows i, j of W' (paper Sec. 4.1), with the bias.
 
     W' (m' x n'), b' (m',), P (m x m'). The pair is a pair of rows of W', the vectors RaRe(W'^T)

@@ -133,7 +133,7 @@ class FactorizedMLP(Classifier):
                        dense weight of Sec. 4.1 (a_k = sum of p_i^2 over the outputs reading row k, b_j likewise
                        for Q's columns; a = b = 1, and so "dense" = "effective", before any merge).
         """
-        if self.l2_on == "w" or not self.fn_k and self.l2_on == "effective":
+        if self.l2_on == "w" or (not self.fn_k and self.l2_on == "effective"):  # ||W'||^2: the generic term
             return super().add_l2(params, grads, lambda2)
         xp, L, total = self.xp, self.n_layers, 0.0
         for l in range(1, L + 1):

@@ -132,7 +132,7 @@ class TrainConfig:
             if f.type is float and isinstance(v, (int, float)) and not isinstance(v, bool):
                 need(math.isfinite(v), f.name, "must be a finite number")
                 object.__setattr__(self, f.name, float(v))
-            elif f.type is float or f.type is int and (not isinstance(v, int) or isinstance(v, bool)):
+            elif f.type is float or (f.type is int and (not isinstance(v, int) or isinstance(v, bool))):
                 need(False, f.name, "must be a number" if f.type is float else "must be an integer")
             elif f.type is str and not isinstance(v, str):
                 need(False, f.name, "must be a string")

@@ -16,12 +16,11 @@ from .. import faults
 from ..data.fetch import atomic_write_bytes
 from ..errors import UserError
 from . import figures, tables
-from .config import TrainConfig
+from .config import METHODS, TrainConfig
 from .run_folder import RunFolder
 from .runner import finished_runs, run_all
 
 PAPER_EPOCHS, PAPER_SEEDS = 2000, 20
-METHODS = ("baseline", "fn", "dlra")
 FIG2_GRID = ((1e-5, 1e-4, 1e-3), (0.05, 0.1, 0.2))  # tau_cos x tau_euc (the paper's values are not printed)
 FIG3_LAMBDA1 = (1.0, 10.0, 20.0, 40.0)  # the paper's Fig. 3 (10.41, 27.22, 30.65, 34.22 % compression)
 
@@ -119,8 +118,10 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
         _write(out, "table1.md", md)
         _write(out, "table1.json", json.dumps({"table": t, "speedup": sp, "seeds": seeds}, indent=2) + "\n")
         return md
+    if what in ("table2", "fig4") and not by.get("dlra"):
+        raise UserError(f"reproduce {what}: no finished dlra run in {out / 'runs'}; drop --no-train to train them")
     if what == "table2":
-        t = tables.table2(by.get("dlra", []))
+        t = tables.table2(by["dlra"])
         md = tables.table2_markdown(t, caption("Table 2 (dlra)"))
         _write(out, "table2.md", md)
         _write(out, "table2.json", json.dumps(t, indent=2) + "\n")
@@ -128,8 +129,6 @@ def reproduce(what, settings, seeds, out, jobs=1, scheduler=None, log=print, gri
     if what == "fig1":
         sp = figures.figure1(by, out / "fig1.png")
         return f"wrote {out / 'fig1.png'}\n" + _speedup_line(sp)
-    if what in ("table2", "fig4") and not by.get("dlra"):
-        raise UserError(f"reproduce {what}: no finished dlra run in {out / 'runs'}; drop --no-train to train them")
     if what == "fig4":
         figures.figure4(by["dlra"], out / "fig4.png")
         return f"wrote {out / 'fig4.png'}\n"

@@ -20,7 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
-from numpy_dlra.nn.optim import Adam, add_gradient_noise  # noqa: E402
+from numpy_dlra.nn.fast import add_gradient_noise  # noqa: E402
+from numpy_dlra.nn.optim import Adam  # noqa: E402
 
 N, B = 54_000, 128
 

@@ -196,7 +196,7 @@ def test_fused_adam_is_bitwise_the_unfused_update_and_the_cpu_one(real_cupy, mon
 def test_fused_noise_is_bitwise_the_unfused_noise(real_cupy, monkeypatch, dtype):
     """The same uniforms, paired as _box_muller pairs them (odd sizes too), transformed and added in one launch."""
     from numpy_dlra.nn import kernels
-    from numpy_dlra.nn.optim import add_gradient_noise
+    from numpy_dlra.nn.fast import add_gradient_noise
 
     out = []
     for fused in (True, False):

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from numpy_dlra.data.datasets import load_dataset  # noqa: E402
 from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
-from numpy_dlra.nn.optim import Adam, add_gradient_noise  # noqa: E402
+from numpy_dlra.nn.fast import add_gradient_noise  # noqa: E402
+from numpy_dlra.nn.optim import Adam  # noqa: E402
 
 model = MLP()  # the paper's sizes and dropout 0.2
 print(f"parameters {model.param_count():,} (paper: 1.40 M), "

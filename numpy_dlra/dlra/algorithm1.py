@@ -6,7 +6,7 @@ Every training step of every method is this function; the baseline and fn skip w
        (--task-loss sum: L_task over the batch summed, not averaged; --l2-mode decoupled: the L2
        gradient is kept out of Adam and applied after step 4 as W' <- W' - lr lambda2 dL_L2/dW')
     2. + lambda1 L_RaRe at the closest pairs, and its gradient (Eq. 16)  rare.rare_term      (dlra)
-    3. gradient noise, variance eta / (1 + t)^gamma                      nn.optim             (eta > 0)
+    3. gradient noise, variance eta / (1 + t)^gamma                      nn.fast              (eta > 0)
     4. the Adam update                                                    nn.optim.Adam
     5. one Gram per layer and axis of the updated W': the closest pairs  pairs.refresh       (dlra)
     6. while a closest pair meets Eq. (13): fuse it (Eqs. 8-12)          merge.merge_step    (dlra)
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UserError
 from ..nn.backend import array_module, synchronize
-from ..nn.optim import add_gradient_noise
+from ..nn.fast import add_gradient_noise
 from .merge import merge_step
 from .rare import rare_term
 

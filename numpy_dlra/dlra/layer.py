@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn.backend import array_module, sparse_module
-from ..nn.optim import scaled_add_
+from ..nn.fast import scaled_add_
 
 
 @dataclass

@@ -17,7 +17,7 @@ from ..nn.backend import to_numpy
 from ..nn.layers import Dropout
 from .equations import dropout_rate
 from .features import FeatureGroups, GroupReLU, connector
-from ..nn.optim import scaled_add_
+from ..nn.fast import scaled_add_
 from .layer import Connect, FNLinear, Gather, LayerFactors, fn_scale, sq_norm
 
 L2_READINGS = ("w", "effective", "dense")  # where Eq. (17) reads the weight: W', FN(W'), P FN(W') Q

@@ -9,7 +9,7 @@ operation rounds as the unfused CuPy operation does, and the fused step is bitwi
 (``tests/test_gpu_backend.py``, on a real GPU).
 
 On the CPU, and on a CuPy without ``ElementwiseKernel`` (the test suite's stand-in), the functions
-below return None and :mod:`numpy_dlra.nn.optim` runs its blocked NumPy-style code instead.
+below return None and :mod:`numpy_dlra.nn.fast` runs its blocked NumPy-style code instead.
 ``FUSED = False`` turns them off everywhere (the tests compare the two paths that way).
 """
 import functools
@@ -19,7 +19,7 @@ import numpy
 FUSED = True
 _OPTIONS = ("--fmad=false",)
 
-# Adam, as nn.optim.Adam.step writes it: m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v);
+# Adam, as nn.fast.adam_step_ writes it: m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v);
 # p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps). b1c = 1 - b1, b2c = 1 - b2.
 _ADAM = """
 T tb = (g - m) * b1c;
@@ -31,7 +31,7 @@ tb = (m / tb) * step_size;
 p = p - tb;
 """
 
-# Box-Muller on 2h uniforms u (h = ceil(k / 2) pairs), as nn.optim._box_muller pairs them:
+# Box-Muller on 2h uniforms u (h = ceil(k / 2) pairs), as nn.optim.box_muller pairs them:
 # z_i = sqrt(-2 ln(1 - u_i)) sin(2 pi u_{h+i}) for i < h, and
 # z_i = sqrt(-2 ln(1 - u_{i-h})) cos(2 pi u_i) for h <= i < k; then g_i += sigma z_i.
 _NOISE = """

@@ -1,6 +1,6 @@
 """Loss terms: the task loss (softmax cross-entropy) and the L2 term of paper Eq. (17)."""
 from .backend import array_module
-from .optim import scaled_add_
+from .fast import scaled_add_
 
 
 def softmax_cross_entropy(logits, labels):
@@ -53,7 +53,7 @@ def l2_penalty(weights):
 
 def l2_penalty_grad(W, n_weights):
     """dL_L2/dW_l = 2 W_l / N for one (m, n) matrix W_l of the N in the sum; returns (m, n).
-    (The models add lambda2 times this into their gradients in place, with optim.scaled_add_.)"""
+    (The models add lambda2 times this into their gradients in place, with fast.scaled_add_.)"""
     return W * W.dtype.type(2.0 / n_weights)
 
 

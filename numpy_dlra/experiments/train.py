@@ -20,6 +20,7 @@ shuffle, dropout, noise. Same seed, same machine, same thread count: bitwise ide
 import dataclasses
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -95,10 +96,75 @@ def _data(cfg, dataset, log):
     return data
 
 
-def _train(cfg, folder, state, data, progress, log):
-    """The run itself, under the folder's lock: build, then one epoch of train_step at a time."""
-    out = folder.path
+@dataclass
+class Session:
+    """Everything a run carries from one epoch to the next (what a checkpoint saves, and what it rebuilds)."""
 
+    cfg: TrainConfig
+    model: object
+    params: dict
+    opt: Adam
+    opt_state: dict  # {"t", "m", "v"}
+    rngs: dict  # RNG_STREAMS -> generator
+    epoch: int  # epochs done
+    step: int  # steps done
+    history: list  # the metrics.jsonl records so far
+    params0: int  # parameters at initialization (compression's reference)
+    pairs: ClosestPairs = None  # dlra: the closest pairs (RaRe's and Eq. 13's)
+    probe: object = None  # dlra: the probe batch of merges.jsonl
+    trace: AxisTrace = None  # dlra: the per-axis diagnostics
+
+    def checkpoint(self):
+        """The RunState that folder.save writes."""
+        factorized = isinstance(self.model, FactorizedMLP)
+        return RunState(config=self.cfg, params=self.params, opt_state=self.opt_state,
+                        rng_states={k: g.bit_generator.state for k, g in self.rngs.items()
+                                    if isinstance(g, np.random.Generator)},
+                        epoch=self.epoch, step=self.step, history=self.history,
+                        factors=self.model.factors if factorized else None,
+                        fn_k=self.model.fn_k if factorized else None,
+                        pairs=self.pairs.state() if self.pairs else None)
+
+
+@dataclass
+class EpochTally:
+    """What one epoch's steps add up to."""
+
+    loss: float = 0.0  # sum over the steps of L
+    task: float = 0.0  # of L_task
+    rare: float = 0.0  # of L_RaRe
+    merges: list = dataclasses.field(default_factory=list)  # merge records
+    steps: int = 0
+
+
+def _train(cfg, folder, state, data, progress, log):
+    """The run itself, under the folder's lock: start or resume, then one epoch of train_step at a time,
+    each recorded and checkpointed."""
+    s = _start(cfg, state, data)
+    if state:
+        log(f"resuming {folder.path} after epoch {s.epoch} (step {s.step})")
+    folder.start(cfg, s.history, s.step, merges=s.pairs is not None)
+    for epoch in range(s.epoch + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        tally = _epoch(s, data, epoch, progress)
+        rec = _record(s, data, epoch, tally, t0)
+        s.history.append(rec)
+        s.epoch = epoch
+        if s.pairs:
+            folder.append(folder.merges, tally.merges)
+        folder.save(s.checkpoint())
+        folder.append(folder.metrics, [rec])
+        shapes = " ".join(f"{d['m']}x{d['n']}" for d in rec["layers"])
+        log(f"epoch {epoch:>3}  step {s.step:>6}  loss {rec['train_loss']:.4f}  val {rec['val_acc']:.2f} %  "
+            f"test {rec['test_acc']:.2f} %  ({rec['seconds']:.1f} s)"
+            + (f"  shapes {shapes}  comp {rec['compression']:.2f} %" if s.pairs else ""))
+    summary = _summary(s, data)
+    folder.write_json("summary.json", summary)
+    return summary
+
+
+def _start(cfg, state, data):
+    """A fresh run (random or --init-from parameters, zero moments) or the checkpointed `state` resumed."""
     opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
     rngs = make_rngs(cfg.seed)
     xp = module_for(cfg.device)
@@ -108,95 +174,91 @@ def _train(cfg, folder, state, data, progress, log):
                                                   for k in ("m", "v")}
         for name, st in state.rng_states.items():
             rngs[name].bit_generator.state = st
-        start, step, history = state.epoch, state.step, state.history
-        log(f"resuming {out} after epoch {start} (step {step})")
+        epoch, step, history = state.epoch, state.step, state.history
     else:
         if cfg.init_from:
             params = initial_params(cfg.init_from, params)
         opt_state = opt.init(params)
-        start, step, history = 0, 0, []
-    params0 = params_at_init(cfg, model)
-    pairs = probe = trace = None
+        epoch, step, history = 0, 0, []
+    s = Session(cfg, model, params, opt, opt_state, rngs, epoch, step, history, params_at_init(cfg, model))
     if cfg.method == "dlra":
-        pairs = ClosestPairs(model, FusionRules.from_config(cfg))
-        pairs.restore(params, state.pairs if state else None)
-        trace = AxisTrace(pairs)
-        probe = data.x_val[:cfg.probe_size] if cfg.probe_size else None
-    folder.start(cfg, history, step, merges=pairs is not None)
+        s.pairs = ClosestPairs(model, FusionRules.from_config(cfg))
+        s.pairs.restore(params, state.pairs if state else None)
+        s.trace = AxisTrace(s.pairs)
+        s.probe = data.x_val[:cfg.probe_size] if cfg.probe_size else None
+    return s
 
+
+def _epoch(s, data, epoch, progress):
+    """One epoch: a fresh shuffle, then Algorithm 1's step on every batch (:func:`train_step`)."""
+    cfg, xp = s.cfg, module_for(s.cfg.device)
     x, y = data.x_train, data.y_train
     n, bs = len(x), cfg.batch_size
     n_batches = math.ceil(n / bs)
-    for epoch in range(start + 1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        perm = xp.asarray(rngs["shuffle"].permutation(n))  # drawn on the host, as on the CPU; one copy an epoch
-        if xp is not np:  # CuPy's generators cannot be saved: re-seeded every epoch (nn.backend)
-            rngs |= {s: device_rng(xp, cfg.seed, RNG_STREAMS.index(s), epoch) for s in ("dropout", "noise")}
-        loss_sum = task_sum = rare_sum = 0.0
-        merges = []
-        with Progress(n_batches, f"epoch {epoch}/{cfg.epochs}", enabled=progress) as bar:
-            for i in range(n_batches):
-                idx = perm[i * bs:(i + 1) * bs]
-                r = train_step(model, params, opt, opt_state, x[idx], y[idx], cfg, rngs, pairs, probe)
-                step += 1
-                faults.reached("step")
-                if r.merges:
-                    faults.reached("merge")
-                merges += r.merges
-                if trace:
-                    trace.step()
-                loss_sum += r.loss
-                task_sum += r.task
-                rare_sum += r.rare
-                bar.update(1, loss=r.loss)
-        synchronize(xp)
-        t_train = time.perf_counter() - t0
-        n_params = model.param_count()
-        rec = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": loss_sum / n_batches,
-            "train_task_loss": task_sum / n_batches,
-            "train_rare_loss": rare_sum / n_batches,
-            "val_acc": accuracy(model, params, data.x_val, data.y_val),
-            "test_acc": accuracy(model, params, data.x_test, data.y_test),
-            "params": n_params,
-            "flops_per_sample": model.flops_per_sample(),
-            "flops_paper": model.flops_paper(),
-            "compression": compression(n_params, params0),
-            "layers": model.layer_stats(),
-            "merges": len(merges),
-            "seconds": time.perf_counter() - t0,
-            "train_seconds": t_train,  # the training pass alone (steps, merges), comparable across frameworks
-        }
-        if trace:
-            rec["axes"] = trace.epoch_record(params, merges)
-        history.append(rec)
-        if pairs:
-            folder.append(folder.merges, merges)
-        factorized = isinstance(model, FactorizedMLP)
-        folder.save(RunState(cfg, params, opt_state, {k: g.bit_generator.state for k, g in rngs.items()
-                                                      if isinstance(g, np.random.Generator)}, epoch,
-                             step, history, model.factors if factorized else None,
-                             model.fn_k if factorized else None, pairs.state() if pairs else None))
-        folder.append(folder.metrics, [rec])
-        shapes = " ".join(f"{d['m']}x{d['n']}" for d in rec["layers"])
-        log(f"epoch {epoch:>3}  step {step:>6}  loss {rec['train_loss']:.4f}  val {rec['val_acc']:.2f} %  "
-            f"test {rec['test_acc']:.2f} %  ({rec['seconds']:.1f} s)"
-            + (f"  shapes {shapes}  comp {rec['compression']:.2f} %" if pairs else ""))
+    perm = xp.asarray(s.rngs["shuffle"].permutation(n))  # drawn on the host, as on the CPU; one copy an epoch
+    if xp is not np:  # CuPy's generators cannot be saved: re-seeded every epoch (nn.backend)
+        s.rngs |= {k: device_rng(xp, cfg.seed, RNG_STREAMS.index(k), epoch) for k in ("dropout", "noise")}
+    tally = EpochTally()
+    with Progress(n_batches, f"epoch {epoch}/{cfg.epochs}", enabled=progress) as bar:
+        for i in range(n_batches):
+            idx = perm[i * bs:(i + 1) * bs]
+            r = train_step(s.model, s.params, s.opt, s.opt_state, x[idx], y[idx], cfg, s.rngs, s.pairs, s.probe)
+            s.step += 1
+            faults.reached("step")
+            if r.merges:
+                faults.reached("merge")
+            tally.merges += r.merges
+            if s.trace:
+                s.trace.step()
+            tally.loss += r.loss
+            tally.task += r.task
+            tally.rare += r.rare
+            tally.steps += 1
+            bar.update(1, loss=r.loss)
+    synchronize(xp)
+    return tally
 
+
+def _record(s, data, epoch, tally, t0):
+    """The epoch's metrics.jsonl record (the keys in the module doc)."""
+    t_train = time.perf_counter() - t0
+    model, params = s.model, s.params
+    n_params = model.param_count()
+    rec = {
+        "epoch": epoch,
+        "step": s.step,
+        "train_loss": tally.loss / tally.steps,
+        "train_task_loss": tally.task / tally.steps,
+        "train_rare_loss": tally.rare / tally.steps,
+        "val_acc": accuracy(model, params, data.x_val, data.y_val),
+        "test_acc": accuracy(model, params, data.x_test, data.y_test),
+        "params": n_params,
+        "flops_per_sample": model.flops_per_sample(),
+        "flops_paper": model.flops_paper(),
+        "compression": compression(n_params, s.params0),
+        "layers": model.layer_stats(),
+        "merges": len(tally.merges),
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": t_train,  # the training pass alone (steps, merges), comparable across frameworks
+    }
+    if s.trace:
+        rec["axes"] = s.trace.epoch_record(params, tally.merges)
+    return rec
+
+
+def _summary(s, data):
+    """summary.json: the data, the last record, the epoch of the best validation accuracy, the config."""
+    history = s.history
     best = max(history, key=lambda r: r["val_acc"]) if history else None
-    summary = {
+    return {
         "dataset": data.name,
-        "n_train": int(n), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
+        "n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
         "final": history[-1] if history else None,
         "best_val_epoch": best["epoch"] if best else None,
         "test_acc_at_best_val": best["test_acc"] if best else None,
         "total_seconds": sum(r["seconds"] for r in history),
-        "config": cfg.to_dict(),
+        "config": s.cfg.to_dict(),
     }
-    folder.write_json("summary.json", summary)
-    return summary
 
 
 def train_or_reuse(cfg, out, log=print):

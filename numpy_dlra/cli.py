@@ -96,6 +96,10 @@ def _parser():
     x.add_argument("specs", nargs="+", metavar="LABEL=GLOB", help="an arm: a label and a (quoted) glob of run folders")
     x.add_argument("--at-epoch", type=int, default=None, metavar="E", help="cut every run to its first E epochs "
                    "(shorter runs are left out; default: each arm's finished runs, those as long as its longest)")
+    x = at.add_parser("curve", help="compression and test accuracy against epochs, arm by arm")
+    x.add_argument("specs", nargs="+", metavar="LABEL=GLOB", help="an arm: a label and a (quoted) glob of run folders")
+    x.add_argument("--every", type=int, default=10, metavar="K", help="one row per K epochs (default 10)")
+    x.add_argument("--at-epoch", type=int, default=None, metavar="E", help="cut every run to its first E epochs")
     x = at.add_parser("merge-trend", help="merges per epoch per layer and axis over windows of epochs, and what "
                                           "Table 2's shapes still need")
     x.add_argument("folders", nargs="+", metavar="RUN", help="dlra run folders")
@@ -185,6 +189,8 @@ def _analyze(args):
 
     if args.table == "arms":
         analyze.arms(args.specs, args.at_epoch)
+    elif args.table == "curve":
+        analyze.curve(args.specs, args.every, args.at_epoch)
     elif args.table == "merge-trend":
         analyze.merge_trend(args.folders, args.window)
     elif args.table == "runs":

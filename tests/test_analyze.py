@@ -203,3 +203,12 @@ def test_analyze_needs_a_table(capsys):
     with pytest.raises(SystemExit) as e:
         main(["analyze"])
     assert e.value.code == 2 and "arms" in capsys.readouterr().err
+
+
+def test_curve_gives_each_arms_mean_compression_accuracy_and_merge_rate(two_arms):
+    """Every K epochs and the last: the arm's mean compression and test accuracy at that epoch, and its merges per
+    epoch over the window up to it (the dlra runs merge 1, 2 and 3 times at step 5, i.e. in epoch 1)."""
+    text = analyze.curve(two_arms, every=7, log=quiet)
+    assert [ln.split(" | ")[0] for ln in text.splitlines()[2:7]] == ["| 7", "| 14", "| 21", "| 28", "| 30"]
+    assert row(text, "7") == ["7", "0.00 %, 7.00 %, 0.0", "5.00 %, 14.00 %, 0.3"]  # (1 + 2 + 3) / 3 / 7 merges
+    assert row(text, "30")[2] == "5.00 %, 60.00 %, 0.0"

@@ -5,6 +5,8 @@
                           against the first arm, compression, parameters, merges, and the epoch at which the
                           arm's smoothed mean accuracy reaches the first arm's best (``tables.speedup``);
                           ``at_epoch`` cuts every run to its first E epochs, so runs of different lengths compare;
+- :func:`curve`           compression and test accuracy against epochs, arm by arm (mean over each arm's runs):
+                          where compression saturates, and the accuracy at each compression;
 - :func:`merge_trend`     merges per epoch on each layer and axis over windows of epochs (mean over the runs),
                           then the merges each layer still needs to reach Table 2's shapes, at the last
                           window's rate (a straight-line extrapolation, nothing more);
@@ -136,6 +138,33 @@ def arms(specs, at_epoch=None, log=print):
     lines += ["", f"{base}'s best: {best:.2f} % at epoch {eb} ({WINDOW}-epoch moving average of its mean test "
                   f"accuracy){cut}. Test accuracy: each run's mean over its last {tables.LAST} epochs, then mean ± "
                   f"std over the runs."]
+    return _out(lines, log)
+
+
+def curve(specs, every=10, at_epoch=None, log=print):
+    """Compression (%) and test accuracy (%) against epochs, arm by arm (mean over each arm's runs), every
+    `every` epochs and at the last; and the merges per epoch over each window. `specs` as in :func:`arms`."""
+    _positive(every, "--every")
+    _positive(at_epoch, "--at-epoch")
+    rows = [_arm(s, at_epoch) for s in specs]
+    n = max(len(r[1][0]) for r in rows)
+    epochs = sorted(set(range(every, n + 1, every)) | {n})
+    lines = ["| epoch | " + " | ".join(f"{label}: compression, test acc., merges/epoch" for label, *_ in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+    for e in epochs:
+        cells = []
+        for label, runs, _, _ in rows:
+            if len(runs[0]) < e:
+                cells.append("")
+                continue
+            comp = np.mean([r[e - 1]["compression"] for r in runs])
+            acc = np.mean([r[e - 1]["test_acc"] for r in runs])
+            lo = max(0, e - every)
+            rate = np.mean([sum(x.get("merges", 0) for x in r[lo:e]) / (e - lo) for r in runs])
+            cells.append(f"{comp:.2f} %, {acc:.2f} %, {rate:.1f}")
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean over each arm's runs (" + ", ".join(f"{label}: {len(runs)}" for label, runs, _, _ in rows)
+              + f"); test accuracy at that epoch, merges per epoch over the {every} epochs up to it."]
     return _out(lines, log)
 
 

@@ -1,12 +1,16 @@
 """The method (paper Secs. 3-4, Algorithm 1): Dynamic Low-Rank Approximation.
 
 Read in this order, each module one concept:
+- reference   Algorithm 1 from the equations alone, read this first;
 - equations   every equation as a small pure reference function (the tests' ground truth);
-- layer       the factorized layer P FN(W') Q (Sec. 4.1, Eq. 15), P and Q stored sparsely;
-- features    feature-space reduction for ReLU (Sec. 4.3);
-- network     the paper's MLP held as P FN(W') Q, with the dropout decay (Eq. 14);
-- pairs       the closest pairs, from one Gram per layer and axis per step (Eqs. 6-7);
-- rare        the RaRe loss term and its gradient (Eq. 16);
-- merge       Eq. (13)'s test and the fusing of Eqs. (8)-(12), corrected;
+- layer       the factorized layer P FN(W') Q, P and Q stored sparsely;
+- features    feature-space reduction for ReLU;
+- network     the paper's MLP held as P FN(W') Q, with the dropout decay;
+- pairs       the closest pairs, from one Gram per layer and axis per step;
+- rare        the RaRe loss term and its gradient;
+- merge       Eq. (13)'s test and the fusing, corrected;
 - algorithm1  one training step of Algorithm 1, which the trainer, benchmarks and tests call.
+
+Which equation each function computes, what training runs in its place, and the tests that hold the
+two together: :mod:`numpy_dlra.paper_map`.
 """

@@ -1,15 +1,21 @@
-"""Tutorial 03 -- the rank-reducing loss RaRe (paper Sec. 4, Eqs. 6-7).
+"""
+Tutorial 03: the RaRe loss (Sec. 4, Eqs. 6-7)
+=============================================
 
-Eq. (7) is the cosine matrix of W's columns, D_cos(i, j) = <w_i, w_j> / (|w_i| |w_j|). Eq. (6) is
-RaRe(W) = min over pairs of 1 - D_cos(i, j)^2: the squared sine of the most nearly parallel pair.
-Its gradient touches that pair only, and is orthogonal to both vectors, so descending RaRe rotates
-the pair toward parallel (or anti-parallel) and leaves every other column exactly where it was.
-This script shows it on a small random 8 x 6 matrix with numpy_dlra.equations: cos_matrix, rare,
-rare_grad, a finite-difference check, plain gradient steps on RaRe, and the alternative the paper
-rejected (pushing every pair at once). Run `python tutorials/03_rare_loss.py` from any folder;
-the figure goes to ./tutorial03_figures/.
+The rank-reducing loss RaRe. Eq. (7) is the cosine matrix of W's columns,
+``D_cos(i, j) = <w_i, w_j> / (|w_i| |w_j|)``. Eq. (6) is
+``RaRe(W) = min over pairs of 1 - D_cos(i, j)^2``: the squared sine of the most nearly parallel
+pair. Its gradient touches that pair only, and is orthogonal to both vectors, so descending RaRe
+rotates the pair toward parallel (or anti-parallel) and leaves every other column exactly where it
+was.
 
-Expected output (2 cores, about 1 s):
+This script shows it on a small random 8 x 6 matrix with ``numpy_dlra.equations``: ``cos_matrix``,
+``rare``, ``rare_grad``, a finite-difference check, plain gradient steps on RaRe, and the
+alternative the paper rejected (pushing every pair at once). Run
+``python tutorials/03_rare_loss.py`` from any folder, or cell by cell in Jupyter or VS Code; the
+figure appears inline.
+
+Expected output (2 cores, about 1 s)::
 
     W is 8 x 6; |D_cos| of its columns (Eq. 7):
       1.00 0.53 0.38 0.11 0.33 0.44
@@ -43,16 +49,20 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
+try:  # a plain run, from any folder: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
+    sys.path.insert(0, str(Path.cwd().parent))
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from numpy_dlra import equations as eq  # noqa: E402
 
-FIGURES = Path("tutorial03_figures")
+# %%
+# The cosine matrix (Eq. 7)
+# -------------------------
+#
+# ``eq.cos_matrix`` of a random 8 x 6 matrix: the cosines between its 6 columns.
 
 W = np.random.default_rng(3).standard_normal((8, 6))
 C = eq.cos_matrix(W)  # (6, 6), Eq. (7)
@@ -60,14 +70,26 @@ print(f"W is {W.shape[0]} x {W.shape[1]}; |D_cos| of its columns (Eq. 7):")
 for row in np.abs(C):
     print("  " + " ".join(f"{c:.2f}" for c in row))
 
-# The closest pair is the off-diagonal entry with the largest |cos| (smallest 1 - cos^2).
+# %%
+# RaRe (Eq. 6)
+# ------------
+#
+# The closest pair is the off-diagonal entry with the largest ``|cos|`` (smallest ``1 - cos^2``);
+# RaRe is its ``1 - cos^2``. ``eq.rare(W.T)`` is the same loss on the rows.
+
 S = 1.0 - C**2
 np.fill_diagonal(S, np.inf)
 i, j = sorted(np.unravel_index(S.argmin(), S.shape))
 print(f"closest pair: columns {i} and {j}, cos {C[i, j]:.4f}; RaRe(W) = 1 - cos^2 = {eq.rare(W):.4f} (Eq. 6)")
 print(f"rows (RaRe of W^T): {eq.rare(W.T):.4f}")
 
-# The gradient, checked against central differences of eq.rare itself.
+# %%
+# The gradient
+# ------------
+#
+# ``eq.rare_grad``, checked against central differences of ``eq.rare`` itself: only the pair's two
+# columns are nonzero, and each is orthogonal to its own column.
+
 g = eq.rare_grad(W)
 num = np.zeros_like(W)
 h = 1e-6
@@ -82,7 +104,14 @@ print(f"rare_grad matches central differences: {np.allclose(g, num, atol=1e-7)};
 print(f"gradient orthogonal to the pair: <g_{i}, w_{i}> = {g[:, i] @ W[:, i]:.6f}, "
       f"<g_{j}, w_{j}> = {g[:, j] @ W[:, j]:.6f}")
 
-# Plain gradient descent on RaRe alone (in training it is lambda1 RaRe added to the task loss, Eq. 18).
+# %%
+# Gradient steps on RaRe alone
+# ----------------------------
+#
+# Plain gradient descent on RaRe alone (in training it is ``lambda1 RaRe`` added to the task loss,
+# Eq. 18). The pair turns toward parallel until Eq. (13)'s cosine test passes; the other columns do
+# not move, and the pair's lengths change only to second order.
+
 lr, steps = 0.3, 60
 print(f"gradient steps on RaRe alone (step size {lr}):")
 V, history = W.copy(), []
@@ -105,8 +134,24 @@ np.fill_diagonal(S, np.inf)
 print(f"the closest pair is still {tuple(int(a) for a in sorted(np.unravel_index(S.argmin(), S.shape)))}: "
       "RaRe keeps pushing the same pair until it is merged")
 
-# The alternative: push every pair's sine toward 0. The gradient of 1 - cos^2 of one pair is rare_grad of
-# the two-column matrix made of that pair, so the sum over all pairs is a sum of those.
+# %%
+# The pair's ``|cos|`` over the steps, against Eq. (13)'s cosine threshold.
+
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot(history)
+ax.axhline(1 - 1e-4, color="k", ls="--", lw=1, label="Eq. (13): 1 - |cos| < 1e-4")
+ax.set(xlabel="gradient step on RaRe", ylabel=f"|cos| of columns {i} and {j}", title="RaRe rotates one pair")
+ax.legend()
+fig.tight_layout()
+
+# %%
+# Why one pair
+# ------------
+#
+# The alternative: push every pair's sine toward 0. The gradient of ``1 - cos^2`` of one pair is
+# ``rare_grad`` of the two-column matrix made of that pair, so the sum over all pairs is a sum of
+# those. It moves every column at once.
+
 n = W.shape[1]
 g_all = np.zeros_like(W)
 for a in range(n):
@@ -117,12 +162,3 @@ print(f"every pair at once, sum of 1 - cos^2 (rejected by the paper): "
 print(f"one RaRe step moves {len(moved)} of {n} columns")
 print("why one pair: bending every basis vector at once fights the task loss (the paper found it unstable);")
 print("the nearest pair costs the task least, and once Eq. (13) merges it the next-closest pair is the target")
-
-FIGURES.mkdir(exist_ok=True)
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot(history)
-ax.axhline(1 - 1e-4, color="k", ls="--", lw=1, label="Eq. (13): 1 - |cos| < 1e-4")
-ax.set(xlabel="gradient step on RaRe", ylabel=f"|cos| of columns {i} and {j}", title="RaRe rotates one pair")
-ax.legend()
-fig.tight_layout()
-fig.savefig(FIGURES / "rare_steps.png", dpi=120)

@@ -1,17 +1,23 @@
-"""Tutorial 04 -- fusing two parallel vectors (paper Eqs. 8-12, Sec. 4.1), and the Eq. (11) erratum.
+"""
+Tutorial 04: fusing two parallel vectors (Sec. 4.1, Eqs. 8-12)
+==============================================================
 
-A layer is held as P W' Q (Sec. 4.1); at the start P = I, Q = I and W' = W. When two columns of W'
-are parallel, w_d = r w_k, one of them is redundant: drop column d, scale the kept column k by
-s = sqrt(r^2 + 1), and give Q's row k the dropped column's input, (r q_d + q_k) / s. The layer
-computes the same function with one column less (W'Q is unchanged), and because the kept column
-now has length sqrt(|w_k|^2 + |w_d|^2), the row Gram W'W'^T and ||W'||_F are unchanged too.
-The paper prints Q's new row as (q_i + q_j r) / s (i dropped, j kept), which changes the
-function; this script shows both numerically, then the mirror operation on the rows of W'
-(fuse_rows: the bias of the merged row is the least-squares b_k <- (r b_d + b_k) / s, exact when the
-biases are parallel too), with numpy_dlra.equations.fusion_ratio, fuse_columns and fuse_rows.
-Run `python tutorials/04_fusing_vectors.py` from any folder; the figure goes to ./tutorial04_figures/.
+A layer is held as ``P W' Q`` (Sec. 4.1); at the start ``P = I``, ``Q = I`` and ``W' = W``. When
+two columns of W' are parallel, ``w_d = r w_k``, one of them is redundant: drop column d, scale the
+kept column k by ``s = sqrt(r^2 + 1)``, and give Q's row k the dropped column's input,
+``(r q_d + q_k) / s``. The layer computes the same function with one column less (``W'Q`` is
+unchanged), and because the kept column now has length ``sqrt(|w_k|^2 + |w_d|^2)``, the row Gram
+``W'W'^T`` and ``||W'||_F`` are unchanged too.
 
-Expected output (2 cores, about 1 s):
+The paper prints Q's new row as ``(q_i + q_j r) / s`` (i dropped, j kept), which changes the
+function: the Eq. (11) erratum. This script shows both numerically, then the mirror operation on
+the rows of W' (``fuse_rows``: the bias of the merged row is the least-squares
+``b_k <- (r b_d + b_k) / s``, exact when the biases are parallel too), with
+``numpy_dlra.equations.fusion_ratio``, ``fuse_columns`` and ``fuse_rows``. Run
+``python tutorials/04_fusing_vectors.py`` from any folder, or cell by cell in Jupyter or VS Code;
+the figure appears inline.
+
+Expected output (2 cores, about 1 s)::
 
     W is 5 x 4; column 3 = 2.5 x column 1 (exactly parallel), Q = I (4 x 4)
     |w_1| = 1.2505, |w_3| = 3.1261: keep the shorter, k = 1; drop d = 3
@@ -36,19 +42,25 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
+try:  # a plain run, from any folder: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
+    sys.path.insert(0, str(Path.cwd().parent))
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from numpy_dlra import equations as eq  # noqa: E402
 
-FIGURES = Path("tutorial04_figures")
 rng = np.random.default_rng(4)
 
-# --- columns -----------------------------------------------------------------------------------------
+# %%
+# Two parallel columns
+# --------------------
+#
+# Column 3 of a random 5 x 4 matrix is 2.5 times column 1. The paper keeps the shorter vector (a
+# long one can grow unstable), computes the ratio r (Eq. 9) and ``s = sqrt(r^2 + 1)``, scales the
+# kept column by s (Eq. 10) and gives Q's row k the corrected Eq. (11).
+
 W = rng.standard_normal((5, 4))
 W[:, 3] = 2.5 * W[:, 1]
 Q = np.eye(4)
@@ -67,7 +79,14 @@ print(f"Eq. (10): kept column s w_k, length {np.linalg.norm(s * W[:, k]):.4f} = 
 row_k = (r * Q[d] + Q[k]) / s
 print(f"Eq. (11), corrected: Q's row k = (r q_d + q_k) / s = [{', '.join(f'{v:.4f}' for v in row_k)}]")
 
-# By hand: scale column k, drop column d; replace row k of Q, drop row d.
+# %%
+# ``fuse_columns``, and what it preserves
+# ---------------------------------------
+#
+# By hand: scale column k, drop column d; replace row k of Q, drop row d. ``eq.fuse_columns`` does
+# the same. The function ``W'Q``, the row Gram ``W'W'^T`` and ``||W'||_F`` are unchanged, and the
+# merged input is Eq. (8), corrected.
+
 keep = [c for c in range(W.shape[1]) if c != d]
 W_hand = W.copy()
 W_hand[:, k] *= s
@@ -85,7 +104,26 @@ x_k = (r * x[d] + x[k]) / s
 print(f"Eq. (8), corrected: merged input x'_k = (r x_d + x_k) / s, on an input x: matches Q x: "
       f"{np.isclose((Q2 @ x)[keep.index(k)], x_k)}")
 
-# The erratum: the printed row (q_i + q_j r) / s, with i the dropped and j the kept column, is (q_d + r q_k) / s.
+# %%
+# The four matrices before and after: column 3 of W is gone, and Q's row 1 now reads inputs 1 and 3.
+
+fig, axes = plt.subplots(1, 4, figsize=(11, 3))
+for ax, M, title in zip(axes, (W, Q, W2, Q2), ("W (5 x 4)", "Q = I", "W' (5 x 3)", "Q (3 x 4)")):
+    lim = np.abs(M).max()
+    ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("fusing column 3 into column 1: W'Q = W")
+fig.tight_layout()
+
+# %%
+# The Eq. (11) erratum
+# --------------------
+#
+# The printed row ``(q_i + q_j r) / s``, with i the dropped and j the kept column, is
+# ``(q_d + r q_k) / s``. On random inputs it changes the layer's output; the corrected row does not.
+
 Q_printed = Q2.copy()
 Q_printed[keep.index(k)] = (Q[d] + r * Q[k]) / s
 X = rng.standard_normal((6, 4))  # 6 inputs
@@ -94,7 +132,13 @@ err_fixed = np.abs(X @ (W2 @ Q2).T - X @ W.T).max()
 print(f"Eq. (11) as printed, (q_d + r q_k) / s, on 6 random inputs: max output error {err_printed:.4f}")
 print(f"Eq. (11) corrected,  (r q_d + q_k) / s, on 6 random inputs: max output error {err_fixed:.6f}")
 
-# Nearly parallel: the merge replaces w_d by r w_k; with least squares r the error is |w_d| sin(theta).
+# %%
+# Nearly parallel vectors
+# -----------------------
+#
+# The merge replaces ``w_d`` by ``r w_k``; with the least-squares r the error is
+# ``|w_d| sin(theta)``, and the paper's sum ratio does a little worse.
+
 theta = np.deg2rad(1.0)
 u = W[:, k] / n_i
 v = rng.standard_normal(5)
@@ -109,7 +153,13 @@ for ratio in ("lstsq", "sum"):
 print(f"nearly parallel pair (1.0 degree apart): error of W'Q, lstsq r {errs['lstsq']:.6f} = |w_d| sin(theta) "
       f"{n_j * np.sin(theta):.6f}, sum r {errs['sum']:.6f}")
 
-# --- rows: the mirror, on the rows of W' (the vectors RaRe(W'^T) acts on); b = P b' --------------------
+# %%
+# Rows: the mirror
+# ----------------
+#
+# ``eq.fuse_rows`` works on the rows of W' (the vectors ``RaRe(W'^T)`` acts on), with ``b = P b'``.
+# It keeps ``P W'``, ``P b'``, the column Gram ``W'^T W'`` and ``||W'||_F``.
+
 Wr = rng.standard_normal((4, 5))
 br = rng.standard_normal(4)
 Wr[2], br[2] = -1.5 * Wr[0], -1.5 * br[0]
@@ -122,24 +172,18 @@ print(f"fuse_rows: r = {r_rows:.4f} (from the rows of W'), W' {W3.shape[0]} x {W
 print(f"max |P W' - W| = {np.abs(P3 @ W3 - Wr).max():.6f}, max |P b' - b| = {np.abs(P3 @ b3 - br).max():.6f}")
 print(f"column Gram W'^T W': max change {np.abs(W3.T @ W3 - Wr.T @ Wr).max():.6f}; "
       f"||W'||_F {np.linalg.norm(Wr):.4f} -> {np.linalg.norm(W3):.4f}")
-# Eq. (13) compares the rows of W' only, so the biases of a merged pair need not be parallel: the merged
-# row's bias is the least-squares fit b_k <- (r b_d + b_k) / s, and P b' moves by the part of (b_k, b_d)
-# off the direction (1, r).
+
+# %%
+# Biases that are not parallel
+# ----------------------------
+#
+# Eq. (13) compares the rows of W' only, so the biases of a merged pair need not be parallel: the
+# merged row's bias is the least-squares fit ``b_k <- (r b_d + b_k) / s``, and ``P b'`` moves by the
+# part of ``(b_k, b_d)`` off the direction ``(1, r)``.
+
 br[2] = br[2] + 0.3
 W4, b4, P4 = eq.fuse_rows(Wr, br, P, 0, 2, ratio="sum")
 u = np.array([1.0, r_rows]) / np.hypot(1.0, r_rows)
 off = np.array([br[0], br[2]]) - (np.array([br[0], br[2]]) @ u) * u
 print(f"b_2 moved by 0.3: max |P W' - W| = {np.abs(P4 @ W4 - Wr).max():.6f}, |P b' - b| = "
       f"{np.linalg.norm(P4 @ b4 - br):.4f} = the bias off (1, r): {np.linalg.norm(off):.4f}")
-
-FIGURES.mkdir(exist_ok=True)
-fig, axes = plt.subplots(1, 4, figsize=(11, 3))
-for ax, M, title in zip(axes, (W, Q, W2, Q2), ("W (5 x 4)", "Q = I", "W' (5 x 3)", "Q (3 x 4)")):
-    lim = np.abs(M).max()
-    ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.suptitle("fusing column 3 into column 1: W'Q = W")
-fig.tight_layout()
-fig.savefig(FIGURES / "fuse_columns.png", dpi=120)

@@ -1,18 +1,23 @@
-"""Tutorial 06 -- feature-space reduction (paper Sec. 4.3, Eq. 14) and Frobenius Normalization (Eq. 15, Sec. 4.5).
+"""
+Tutorial 06: feature reduction and Frobenius Normalization (Secs. 4.3, 4.5, Eqs. 14-15)
+=======================================================================================
 
-After rows of W' have been fused, several outputs of a layer read the same row k of W', each with
-its own factor p_i of P: output i is p_i u_k. For ReLU, relu(p u) = |p| relu(sign(p) u), so all
-outputs with the same (row, sign of p) are positive multiples of one feature. The network carries
-one coordinate per group -- G of them, m' <= G <= min(m, 2 m') -- and folds |p| into the next
-layer: an exact rewrite, for any signs. Dropout then acts on G features, at the rate r0 G / m
-(Eq. 14). This script builds numpy_dlra.dlra.network.FactorizedMLP nets with random signed P and Q
-and checks them against their dense form P FN(W') Q (to_dense). It then compares Frobenius
-Normalization, one scale for the whole matrix, with weight normalization, one scale per row: FN
-keeps every angle between columns and between rows; weight normalization keeps the row angles but
-bends the columns, which are what RaRe and Eq. (13) measure.
-Run `python tutorials/06_feature_reduction_and_fn.py` from any folder; the figure goes to ./tutorial06_figures/.
+Feature-space reduction (Sec. 4.3, Eq. 14): after rows of W' have been fused, several outputs of a
+layer read the same row k of W', each with its own factor ``p_i`` of P: output i is ``p_i u_k``.
+For ReLU, ``relu(p u) = |p| relu(sign(p) u)``, so all outputs with the same (row, sign of p) are
+positive multiples of one feature. The network carries one coordinate per group, G of them,
+``m' <= G <= min(m, 2 m')``, and folds ``|p|`` into the next layer: an exact rewrite, for any signs.
+Dropout then acts on G features, at the rate ``r0 G / m`` (Eq. 14). This script builds
+``numpy_dlra.dlra.network.FactorizedMLP`` nets with random signed P and Q and checks them against
+their dense form ``P FN(W') Q`` (``to_dense``).
 
-Expected output (2 cores, about 1 s):
+It then compares Frobenius Normalization (Sec. 4.5, Eq. 15), one scale for the whole matrix, with
+weight normalization, one scale per row: FN keeps every angle between columns and between rows;
+weight normalization keeps the row angles but bends the columns, which are what RaRe and Eq. (13)
+measure. Run ``python tutorials/06_feature_reduction_and_fn.py`` from any folder, or cell by cell
+in Jupyter or VS Code; the figure appears inline.
+
+Expected output (2 cores, about 1 s)::
 
     relu(p u) = |p| relu(sign(p) u) for p = -2.0, 0.5, 3.0: True
     one layer, m = 5 outputs reading m' = 3 rows: p_idx [0, 1, 1, 0, 2], p_scale [1.0, -2.0, 0.5, 3.0, -1.0]
@@ -34,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
+try:  # a plain run, from any folder: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
+    sys.path.insert(0, str(Path.cwd().parent))
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from numpy_dlra import equations as eq  # noqa: E402
@@ -47,15 +52,25 @@ from numpy_dlra.dlra.layer import LayerFactors  # noqa: E402
 from numpy_dlra.dlra.network import FactorizedMLP  # noqa: E402
 from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
 
-FIGURES = Path("tutorial06_figures")
+# %%
+# The identity behind the reduction
+# ---------------------------------
+#
+# ``relu(p u) = |p| relu(sign(p) u)``: a positive factor passes through ReLU, a negative one flips
+# the feature.
 
-# --- the identity behind the reduction ---------------------------------------------------------------
 u = np.linspace(-2, 2, 9)
 ok = all(np.allclose(np.maximum(p * u, 0), abs(p) * np.maximum(np.sign(p) * u, 0)) for p in (-2.0, 0.5, 3.0))
 print(f"relu(p u) = |p| relu(sign(p) u) for p = -2.0, 0.5, 3.0: {ok}")
 
-# One layer: outputs 0 and 3 read row 0 with positive factors (one group), outputs 1 and 2 read row 1 with
-# opposite signs (two groups), output 4 reads row 2 with a negative factor.
+# %%
+# Feature groups of one layer
+# ---------------------------
+#
+# Outputs 0 and 3 read row 0 with positive factors (one group), outputs 1 and 2 read row 1 with
+# opposite signs (two groups), output 4 reads row 2 with a negative factor: ``FeatureGroups`` finds
+# 4 groups.
+
 f = LayerFactors(np.array([0, 1, 1, 0, 2]), np.array([1.0, -2.0, 0.5, 3.0, -1.0]), np.arange(3), np.ones(3))
 g = FeatureGroups.of(f)
 print("one layer, m = 5 outputs reading m' = 3 rows: p_idx [0, 1, 1, 0, 2], p_scale [1.0, -2.0, 0.5, 3.0, -1.0]")
@@ -63,7 +78,14 @@ print("  groups (row, sign): " + " ".join(f"({r}, {'+' if s > 0 else '-'})" for 
       + f"; G = {g.size}, output -> group [{', '.join(map(str, g.of_unit))}]")
 
 
-# --- a whole factorized net with random signed P and Q, against its dense form ------------------------
+# %%
+# A whole factorized net against its dense form
+# ---------------------------------------------
+#
+# ``random_net`` builds a 20-12-10-4 ``FactorizedMLP`` with random signed P and Q, what any sequence
+# of merges can produce. The reduced network, with G features per hidden layer, computes exactly
+# what the plain MLP computes on ``W = P FN(W') Q``, ``b = P b'``.
+
 def random_factors(rng, m, m_prime, n, n_prime):
     """P (m x m') and Q (n' x n) with one nonzero per row of P / column of Q, every row and column of W' used,
     random scales of random sign: what any sequence of merges can produce."""
@@ -103,23 +125,38 @@ for seed in range(4):
           f"m' <= G <= min(m, 2 m'): {bounds}, "
           f"max |output - dense output| {np.abs(out - dense_out).max():.6f}")
 
+# %%
+# Dropout on the features (Eq. 14)
+# --------------------------------
+#
+# With G features in place of m units, the dropout rate becomes ``r0 G / m``.
+
 model, _ = random_net(0, sizes)
 rates = model.dropout_rates()
 feats = [s["feat"] for s in model.layer_stats()[:-1]]
 same = all(np.isclose(r, eq.dropout_rate(G, m, 0.2)) for r, G, m in zip(rates, feats, sizes[1:]))
 print(f"Eq. (14), r0 = 0.2: seed 0 dropout rates {' '.join(f'{r:.4f}' for r in rates)} = r0 G / m: {same}")
 
-# --- Frobenius Normalization (Eq. 15) against weight normalization ----------------------------------
+# %%
+# Frobenius Normalization (Eq. 15) against weight normalization
+# -------------------------------------------------------------
+#
+# FN scales the whole matrix by one number, ``k g / ||W||_F``. Weight normalization (Salimans and
+# Kingma) gives each output unit (row) its own scale ``g_i / |v_i|``.
+
 rng = np.random.default_rng(6)
 W = rng.standard_normal((6, 5))
 k, gain = np.linalg.norm(W), 1.3
 Wfn = eq.frobenius_normalize(W, k, gain)
 print(f"FN(W) = k g W / ||W||_F, k = ||W||_F at init = {k:.4f}, g = {gain}: "
       f"||FN(W)||_F = {np.linalg.norm(Wfn):.4f} = k g")
-# Weight normalization (Salimans & Kingma): each output unit (row) gets its own scale g_i / |v_i|.
 row_gain = rng.uniform(0.5, 2.0, 6)
 Wwn = W * (row_gain / np.linalg.norm(W, axis=1))[:, None]
 
+
+# %%
+# The angles between vectors: FN keeps them all; weight normalization keeps the rows' angles but
+# bends the columns', which RaRe and Eq. (13) measure.
 
 def angles(M):
     """The angles in degrees between the columns of M, one per pair i < j."""
@@ -135,14 +172,6 @@ print("max change of the angle between two vectors (degrees), W 6 x 5:")
 print(f"  Frobenius normalization: columns {max_change(W, Wfn):.6f}, rows {max_change(W.T, Wfn.T):.6f}")
 print(f"  weight normalization:    columns {max_change(W, Wwn):.4f}, rows {max_change(W.T, Wwn.T):.6f}")
 
-# A merge preserves ||W'||_F (tutorial 04), so FN's scale does not jump when two columns fuse.
-Wp = W.copy()
-Wp[:, 4] = -0.8 * Wp[:, 2]
-W2, _ = eq.fuse_columns(Wp, np.eye(5), 2, 4)
-print(f"FN after a merge: ||W'||_F unchanged ({np.linalg.norm(Wp):.4f} -> {np.linalg.norm(W2):.4f}), "
-      "so FN's scale c = k g / ||W'||_F does not jump")
-
-FIGURES.mkdir(exist_ok=True)
 fig, ax = plt.subplots(figsize=(5, 5))
 ax.plot(angles(W), angles(Wfn), "o", label="Frobenius normalization")
 ax.plot(angles(W), angles(Wwn), "x", label="weight normalization (per row)")
@@ -151,4 +180,15 @@ ax.set(xlabel="angle between columns of W (degrees)", ylabel="after normalizatio
        title="column angles: FN keeps them, WN bends them")
 ax.legend()
 fig.tight_layout()
-fig.savefig(FIGURES / "column_angles.png", dpi=120)
+
+# %%
+# FN after a merge
+# ----------------
+#
+# A merge preserves ``||W'||_F`` (tutorial 04), so FN's scale does not jump when two columns fuse.
+
+Wp = W.copy()
+Wp[:, 4] = -0.8 * Wp[:, 2]
+W2, _ = eq.fuse_columns(Wp, np.eye(5), 2, 4)
+print(f"FN after a merge: ||W'||_F unchanged ({np.linalg.norm(Wp):.4f} -> {np.linalg.norm(W2):.4f}), "
+      "so FN's scale c = k g / ||W'||_F does not jump")

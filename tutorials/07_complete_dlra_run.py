@@ -1,28 +1,33 @@
-"""Tutorial 07 -- a complete DLRA run (Algorithm 1, Sec. 5) beside the baseline, read back from its run folder.
+"""
+Tutorial 07: a complete DLRA run beside the baseline (Algorithm 1, Sec. 5)
+==========================================================================
 
-Algorithm 1 trains the paper's 784-500-500-500-500-500-10 network held as P FN(W') Q: every step
-adds lambda1 L_RaRe and lambda2 L_L2 to the task loss (Eq. 18), takes an Adam step, and then fuses
-every pair of vectors that Eq. (13) admits. This script runs it with the library's defaults (the
-paper's lambda1 20, lambda2 0.1, tau_cos 1e-4, tau_euc 0.1; L2 on W' as printed; Eq. 13 read on the
-network's weights c W'; docs/choices.md)
-and the baseline with the same seed, 5 epochs each on the embedded subset, through the public API
-(numpy_dlra.experiments.config.TrainConfig and numpy_dlra.experiments.train.train). It then
-reads what the run folder holds:
-- metrics.jsonl: per epoch, the shapes m' x n' of layers 2-6 shrinking, compression, loss and
-  accuracy against the baseline, and parameters and FLOPs in both counts (2 m'n', and the paper's
-  2 sum feat_{l-1} feat_l);
-- merges.jsonl: the merge ledger, one line per fusion (which layer and axis, cos, D_euc, and
+Algorithm 1 trains the paper's 784-500-500-500-500-500-10 network held as ``P FN(W') Q``: every step
+adds ``lambda1 L_RaRe`` and ``lambda2 L_L2`` to the task loss (Eq. 18), takes an Adam step, and then
+fuses every pair of vectors that Eq. (13) admits. This script runs it with the library's defaults
+(the paper's lambda1 20, lambda2 0.1, tau_cos 1e-4, tau_euc 0.1; L2 on W' as printed; Eq. 13 read
+on the network's weights ``c W'``; docs/choices.md) and the baseline with the same seed, 5 epochs
+each on the embedded subset, through the public API (``numpy_dlra.experiments.config.TrainConfig``
+and ``numpy_dlra.experiments.train.train``). It then reads what the run folder holds:
+
+- ``metrics.jsonl``: per epoch, the shapes ``m' x n'`` of layers 2-6 shrinking, compression, loss
+  and accuracy against the baseline, and parameters and FLOPs in both counts (``2 m'n'``, and the
+  paper's ``2 sum feat_{l-1} feat_l``);
+- ``merges.jsonl``: the merge ledger, one line per fusion (which layer and axis, cos, D_euc, and
   probe_change, the largest change of a logit on a fixed probe batch: how lossy the merge was).
+
 Look for: layer 1 never shrinks (its columns are pixels and its rows the shorter axis); layer 6's
 columns (500 -> toward 10) go first and fastest, as Table 2 says; merges are nearly lossless
 (probe_change ~1e-3); at 5 of the paper's 2000 epochs the compression is far below its 30.65 %;
 with the paper's lambda2 = 0.1 on W', DLRA's accuracy wobbles and falls behind the baseline at this
 budget (docs/choices.md, "L2 under FN", measures why).
-Settings that differ from the paper: 5 epochs on 4500 images; float64, so that the merges do not
-depend on the number of BLAS threads. Run `python tutorials/07_complete_dlra_run.py` from any folder;
-the runs go to ./tutorial07_run/ and the figure to ./tutorial07_figures/.
 
-Expected output (2 cores, about 40 s):
+Settings that differ from the paper: 5 epochs on 4500 images; float64, so that the merges do not
+depend on the number of BLAS threads. Run ``python tutorials/07_complete_dlra_run.py`` from any
+folder, or cell by cell in Jupyter or VS Code; the runs go to ``./tutorial07_run/`` and the figure
+appears inline.
+
+Expected output (2 cores, about 40 s)::
 
     epoch  test % dlra (baseline)  task loss dlra (baseline)  shapes of layers 2-6 (m' x n')   comp.  merges
         1   65.60 ( 68.90)     1.4648 (1.4566)   500x500 500x500 500x500 500x500 10x500 0.00 %  0
@@ -44,10 +49,22 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
+try:  # a plain run, from any folder: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
+    sys.path.insert(0, str(Path.cwd().parent))
+
+import matplotlib.pyplot as plt  # noqa: E402
 
 from numpy_dlra.experiments.config import TrainConfig  # noqa: E402
 from numpy_dlra.experiments.train import train  # noqa: E402
+
+# %%
+# The two runs
+# ------------
+#
+# One ``TrainConfig`` per method, the library's defaults otherwise; ``train`` writes each run to its
+# folder. A second run of the script leaves the first one's folders in place and writes beside them.
 
 out = Path("tutorial07_run")
 runs = {}
@@ -62,35 +79,23 @@ for method in ("baseline", "dlra"):
     train(cfg, folder, progress=False, log=lambda m: None)
     runs[method] = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
+# %%
+# Epoch by epoch, from ``metrics.jsonl``
+# --------------------------------------
+#
+# Test accuracy and task loss of DLRA beside the baseline, the shapes of layers 2-6, the
+# compression and the merges of each epoch.
+
 print("epoch  test % dlra (baseline)  task loss dlra (baseline)  shapes of layers 2-6 (m' x n')   comp.  merges")
 for d, b in zip(runs["dlra"], runs["baseline"]):
     shapes = " ".join(f"{x['m']}x{x['n']}" for x in d["layers"][1:])
     print(f"{d['epoch']:5d}  {d['test_acc']:6.2f} ({b['test_acc']:6.2f})     {d['train_task_loss']:.4f} ({b['train_task_loss']:.4f})"
           f"   {shapes:<32} {d['compression']:4.2f} %  {d['merges']}")
-last = runs["dlra"][-1]
-print(f"L = L_task + lambda1 L_RaRe + lambda2 L_L2 in the last epoch: {last['train_loss']:.2f} = {last['train_task_loss']:.4f} "
-      f"+ 20 x {last['train_rare_loss']:.4f} + the L2 term")
-feats = " ".join(str(x["feat"]) for x in last["layers"][:-1])
-print(f"feature dims of layers 1-5 (Table 2's 'Feat.'): {feats}")
-print(f"trainable parameters {last['params']:,} (baseline {runs['baseline'][-1]['params']:,}; paper after 2000 epochs: 0.97 M)")
-print(f"FLOPs per sample: 2 m'n' {last['flops_per_sample']:,}; the paper's count {last['flops_paper']:,} (paper: 2.09 M)")
 
-ledger = [json.loads(line) for line in (out / "dlra" / "merges.jsonl").read_text().splitlines()]
-kinds = {}
-for m in ledger:
-    kinds[f"layer {m['layer']} {m['axis']}"] = kinds.get(f"layer {m['layer']} {m['axis']}", 0) + 1
-print(f"merges.jsonl: {len(ledger)} merges (" + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + ")")
-for m in ledger[:4]:
-    print(f"  step {m['step']:4d}  layer {m['layer']} {m['axis']:<4}  kept {m['kept']:3d} dropped {m['dropped']:3d}  "
-          f"1 - |cos| {1 - abs(m['cos']):.2e}  D_euc {m['d_euc']:.4f}  probe_change {m['probe_change']:.4f}")
+# %%
+# The same, drawn: accuracy of both runs, and the input dimension ``n'`` of each layer of DLRA's
+# network (the paper's Fig. 4c, over 5 epochs instead of 2000).
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-figs = Path("tutorial07_figures")
-figs.mkdir(exist_ok=True)
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 for name, recs in runs.items():
     a.plot([r["epoch"] for r in recs], [r["test_acc"] for r in recs], marker="o", label=name)
@@ -100,4 +105,35 @@ for l in range(2, 7):
     b.plot([r["epoch"] for r in runs["dlra"]], [r["layers"][l - 1]["n"] for r in runs["dlra"]], marker="o", label=f"layer {l}")
 b.set(xlabel="epoch", ylabel="input dimension n'", title="W' shrinking (Fig. 4c)")
 b.legend()
-fig.savefig(figs / "dlra_run.png", dpi=100, bbox_inches="tight")
+fig.tight_layout()
+
+# %%
+# The last epoch
+# --------------
+#
+# The loss of Eq. (18) and its parts, the feature dimensions (Table 2's "Feat."), and the
+# parameters and FLOPs in both counts.
+
+last = runs["dlra"][-1]
+print(f"L = L_task + lambda1 L_RaRe + lambda2 L_L2 in the last epoch: {last['train_loss']:.2f} = {last['train_task_loss']:.4f} "
+      f"+ 20 x {last['train_rare_loss']:.4f} + the L2 term")
+feats = " ".join(str(x["feat"]) for x in last["layers"][:-1])
+print(f"feature dims of layers 1-5 (Table 2's 'Feat.'): {feats}")
+print(f"trainable parameters {last['params']:,} (baseline {runs['baseline'][-1]['params']:,}; paper after 2000 epochs: 0.97 M)")
+print(f"FLOPs per sample: 2 m'n' {last['flops_per_sample']:,}; the paper's count {last['flops_paper']:,} (paper: 2.09 M)")
+
+# %%
+# The merge ledger
+# ----------------
+#
+# ``merges.jsonl`` has one line per fusion: when, which layer and axis, which vectors were kept and
+# dropped, the two tests of Eq. (13), and ``probe_change``, how far the merge moved the logits.
+
+ledger = [json.loads(line) for line in (out / "dlra" / "merges.jsonl").read_text().splitlines()]
+kinds = {}
+for m in ledger:
+    kinds[f"layer {m['layer']} {m['axis']}"] = kinds.get(f"layer {m['layer']} {m['axis']}", 0) + 1
+print(f"merges.jsonl: {len(ledger)} merges (" + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + ")")
+for m in ledger[:4]:
+    print(f"  step {m['step']:4d}  layer {m['layer']} {m['axis']:<4}  kept {m['kept']:3d} dropped {m['dropped']:3d}  "
+          f"1 - |cos| {1 - abs(m['cos']):.2e}  D_euc {m['d_euc']:.4f}  probe_change {m['probe_change']:.4f}")

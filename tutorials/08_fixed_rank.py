@@ -1,21 +1,26 @@
-"""Tutorial 08 -- the fixed-rank baseline: a low-rank last layer (Sainath et al. 2013).
+"""
+Tutorial 08: the fixed-rank baseline, a low-rank last layer (Sainath et al. 2013)
+=================================================================================
 
 The classic way to shrink a layer fixes its rank in advance: the last layer's m x n matrix A
-becomes two trainable factors, y = B (C x) + b with B m x r and C r x n, which has m r + r n
-weights instead of m n. Keeping fewer than a fraction p of A's weights needs m r + r n < p m n,
-i.e. r < p m n / (m + n). (The report calls p "the fraction to reduce by", but the inequality
-keeps fewer than p m n weights: it is a reduction *to* p, by 1 - p.) After training, the best
-rank-r approximation of a matrix is its truncated SVD, with spectral error exactly sigma_{r+1}
-(Eckart-Young). DLRA (tutorials 03-07) finds ranks while it trains; this baseline has to be told.
-This script uses numpy_dlra.equations.reduction_rank and truncate_svd, then trains a small MLP
-784-128-10 with its last layer dense or fixed-rank (numpy_dlra.models.mlp.MLP(ranks=...)) on the
-embedded Fashion-MNIST subset, and also truncates the trained dense layer after the fact.
-What to look at: up to the break-even rank 9 the factors cost little accuracy, below it accuracy
-falls fast in this short budget (the report, training to convergence on MNIST, found rank 4 enough);
-and training at a rank beats truncating a trained dense layer, whose spectrum is still flat here.
-Run `python tutorials/08_fixed_rank.py` from any folder; the figure goes to ./tutorial08_figures/.
+becomes two trainable factors, ``y = B (C x) + b`` with B m x r and C r x n, which has ``m r + r n``
+weights instead of ``m n``. Keeping fewer than a fraction p of A's weights needs
+``m r + r n < p m n``, i.e. ``r < p m n / (m + n)``. (The report calls p "the fraction to reduce
+by", but the inequality keeps fewer than ``p m n`` weights: it is a reduction *to* p, by
+``1 - p``.) After training, the best rank-r approximation of a matrix is its truncated SVD, with
+spectral error exactly ``sigma_{r+1}`` (Eckart-Young). DLRA (tutorials 03-07) finds ranks while it
+trains; this baseline has to be told.
 
-Expected output (2 cores, about 7 s):
+This script uses ``numpy_dlra.equations.reduction_rank`` and ``truncate_svd``, then trains a small
+MLP 784-128-10 with its last layer dense or fixed-rank (``numpy_dlra.models.mlp.MLP(ranks=...)``)
+on the embedded Fashion-MNIST subset, and also truncates the trained dense layer after the fact.
+What to look at: up to the break-even rank 9 the factors cost little accuracy, below it accuracy
+falls fast in this short budget (the report, training to convergence on MNIST, found rank 4
+enough); and training at a rank beats truncating a trained dense layer, whose spectrum is still
+flat here. Run ``python tutorials/08_fixed_rank.py`` from any folder, or cell by cell in Jupyter or
+VS Code; the figure appears inline.
+
+Expected output (2 cores, about 7 s)::
 
     reduction_rank(m, n, p): the largest r with m r + r n < p m n
       10 x 500, p = 1.0: r = 9 (bound 9.80), B C keeps 4590 of 5000 weights
@@ -41,11 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
+try:  # a plain run, from any folder: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
+    sys.path.insert(0, str(Path.cwd().parent))
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from numpy_dlra import equations as eq  # noqa: E402
@@ -53,16 +58,25 @@ from numpy_dlra.data.datasets import load_dataset  # noqa: E402
 from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
 from numpy_dlra.nn.optim import Adam  # noqa: E402
 
-FIGURES = Path("tutorial08_figures")
+# %%
+# The rank bound
+# --------------
+#
+# ``eq.reduction_rank(m, n, p)`` is the largest r with ``m r + r n < p m n``.
 
-# --- the rank bound ----------------------------------------------------------------------------------
 print("reduction_rank(m, n, p): the largest r with m r + r n < p m n")
 for m, n, p in ((10, 500, 1.0), (10, 500, 0.4), (100, 512, 0.6), (500, 500, 1.0)):
     r = eq.reduction_rank(m, n, p)
     print(f"  {m} x {n}, p = {p}: r = {r} (bound {p * m * n / (m + n):.2f}), "
           f"B C keeps {m * r + r * n} of {m * n} weights")
 
-# --- truncated SVD: the best rank-r approximation ---------------------------------------------------
+# %%
+# Truncated SVD: the best rank-r approximation
+# --------------------------------------------
+#
+# ``eq.truncate_svd(W, r)`` returns the factors B and C; the spectral error of ``B C`` is exactly
+# the first singular value left out.
+
 W = np.random.default_rng(8).standard_normal((30, 20))
 sigma = np.linalg.svd(W, compute_uv=False)
 print("truncate_svd on a random 30 x 20 matrix: ||W - B C||_2 = sigma_{r+1}")
@@ -71,7 +85,13 @@ for r in (1, 5, 10):
     print(f"  r = {r:>2}: spectral error {np.linalg.norm(W - B @ C, 2):.4f} = sigma_{r + 1} {sigma[r]:.4f}, "
           f"Frobenius error {np.linalg.norm(W - B @ C):.4f}")
 
-# --- a rank sweep of the last layer ------------------------------------------------------------------
+# %%
+# A rank sweep of the last layer
+# ------------------------------
+#
+# The same MLP 784-128-10, trained 3 epochs with the same seed each time, with its 10 x 128 last
+# layer dense or ``B C`` at the break-even rank 9 and below.
+
 data = load_dataset("embedded")
 x_train, x_test = data.x_train, data.x_test
 sizes = (784, 128, 10)
@@ -112,7 +132,13 @@ for rank in (None, eq.reduction_rank(m, n, 1.0), 4, 2, 1):
         dense_model, dense_params = model, params
     print(f"  {'dense' if rank is None else rank:>5} {weights:>20} {model.param_count():>12} {acc:>14.2f} %")
 
-# After the fact: replace the trained dense layer by its truncated SVD (no retraining).
+# %%
+# After the fact
+# --------------
+#
+# Replace the trained dense layer by its truncated SVD, with no retraining. Its spectrum is still
+# flat after 3 epochs, so every rank cut costs accuracy.
+
 sigma = np.linalg.svd(dense_params[f"W{L}"], compute_uv=False)
 print(f"the trained dense last layer: singular values {' '.join(f'{s:.2f}' for s in sigma)}")
 post = []
@@ -122,11 +148,12 @@ for rank in (9, 4, 2, 1):
     post.append((rank, accuracy(dense_model, low)))
 print("its truncated SVD, no retraining: " + ", ".join(f"rank {r} {a:.2f} %" for r, a in post))
 
-FIGURES.mkdir(exist_ok=True)
+# %%
+# Both sweeps: training at a fixed rank against truncating the trained dense layer.
+
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(*zip(*sorted(sweep)), "o-", label="trained at fixed rank (B C)")
 ax.plot(*zip(*sorted(post)), "s--", label="dense, then truncated SVD")
 ax.set(xlabel="rank of the last layer (10 = dense)", ylabel="test accuracy (%)", title="784-128-10, embedded subset")
 ax.legend()
 fig.tight_layout()
-fig.savefig(FIGURES / "rank_sweep.png", dpi=120)

@@ -1,31 +1,38 @@
-"""Tutorial 09 -- DLRA on your own network: layer sizes the paper did not use (Algorithm 1, Secs. 4-5).
+"""
+Tutorial 09: DLRA on your own network (Algorithm 1, Secs. 4-5)
+==============================================================
 
-The paper trains 784-500-500-500-500-500-10. Here the same method runs on 784-1000-300-10 through the
-public API: a numpy_dlra.experiments.config.TrainConfig (every setting, each also a flag of
-`numpy-dlra train`) and numpy_dlra.experiments.train.train, which writes a run folder
-(./tutorial09_run: config.json, metrics.jsonl, merges.jsonl, checkpoint.npz, summary.json). The
+Layer sizes the paper did not use. The paper trains 784-500-500-500-500-500-10. Here the same
+method runs on 784-1000-300-10 through the public API: a
+``numpy_dlra.experiments.config.TrainConfig`` (every setting, each also a flag of
+``numpy-dlra train``) and ``numpy_dlra.experiments.train.train``, which writes a run folder
+(``./tutorial09_run``: config.json, metrics.jsonl, merges.jsonl, checkpoint.npz, summary.json). The
 script reads metrics.jsonl and merges.jsonl back: shapes, parameters and compression per epoch, and
 every merge with the layer, axis and how much it moved the logits of a fixed probe batch. Then it
-shows the one-step API, numpy_dlra.dlra.algorithm1.train_step, for readers who write their own loop.
+shows the one-step API, ``numpy_dlra.dlra.algorithm1.train_step``, for readers who write their own
+loop.
 
-Settings that differ from the paper, so that merges happen within a tutorial's budget (2 epochs on the
-embedded 4500-image subset instead of 2000 epochs on 54,000 images):
+Settings that differ from the paper, so that merges happen within a tutorial's budget (2 epochs on
+the embedded 4500-image subset instead of 2000 epochs on 54,000 images):
+
 - lambda1 = 200 (paper 20): RaRe rotates the closest pairs faster;
-- tau_cos = 1e-2 (paper 1e-4) and tau_euc = 1.0 (paper 0.1): pairs up to about 8 degrees apart fuse,
-  so merges are lossy -- probe_change shows by how much. With the paper's thresholds this run makes
-  one merge in 2 epochs (lambda1 20 or 200);
+- tau_cos = 1e-2 (paper 1e-4) and tau_euc = 1.0 (paper 0.1): pairs up to about 8 degrees apart
+  fuse, so merges are lossy: probe_change shows by how much. With the paper's thresholds this run
+  makes one merge in 2 epochs (lambda1 20 or 200);
 - dtype float64 (the default is float32), so that the printed merges do not depend on the number of
-  BLAS threads; l2_on "effective" (Eq. 17 on FN(W'), one of the readings docs/choices.md measures; the
-  default is "w"), named explicitly so that the expected output does not move with the default;
+  BLAS threads; l2_on "effective" (Eq. 17 on ``FN(W')``, one of the readings docs/choices.md
+  measures; the default is "w"), named explicitly so that the expected output does not move with
+  the default;
 - the one-step demo uses a tiny 784-24-24-10 net, batch 100 and even looser thresholds
   (tau_cos 0.2, tau_euc 10), like tests/test_algorithm1.py.
-The rules of which axis may fuse are the paper's (docs/method.md Sec. 11): the longer axis of each W',
-never the first layer's columns (pixels) nor the last layer's rows (classes). So layer 1 (1000 x 784)
-fuses rows, layers 2 (300 x 1000) and 3 (10 x 300) fuse columns.
-Run `python tutorials/09_your_own_network.py` from any folder; files go to ./tutorial09_run/ and
-./tutorial09_figures/.
 
-Expected output (2 cores, about 25 s):
+The rules of which axis may fuse are the paper's (docs/method.md Sec. 11): the longer axis of each
+W', never the first layer's columns (pixels) nor the last layer's rows (classes). So layer 1
+(1000 x 784) fuses rows, layers 2 (300 x 1000) and 3 (10 x 300) fuse columns.
+Run ``python tutorials/09_your_own_network.py`` from any folder, or cell by cell in Jupyter or
+VS Code; the run goes to ``./tutorial09_run/`` and the figure appears inline.
+
+Expected output (2 cores, about 25 s)::
 
     784-1000-300-10: 1,088,313 parameters with FN's 3 gains; lambda1 200.0, tau_cos 0.01, tau_euc 1.0, 2 epochs
     epoch 1: test 73.70 %, shapes 1000x784 300x1000 10x299 (features 1000 300), 1,088,303 params (0.00 %), merges 1
@@ -53,11 +60,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
+try:  # a plain run, from any folder: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
+    sys.path.insert(0, str(Path.cwd().parent))
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from numpy_dlra.data.datasets import load_dataset  # noqa: E402
@@ -69,11 +76,18 @@ from numpy_dlra.experiments.train import make_rngs, train  # noqa: E402
 from numpy_dlra.models.mlp import MLP  # noqa: E402
 from numpy_dlra.nn.optim import Adam  # noqa: E402
 
-RUN, FIGURES = Path("tutorial09_run"), Path("tutorial09_figures")
+RUN = Path("tutorial09_run")
 if (RUN / "config.json").is_file():  # a run folder left by an earlier run of this script
     shutil.rmtree(RUN)
 
-# --- 1. the whole run through TrainConfig and train ----------------------------------------------------
+# %%
+# 1. The whole run through ``TrainConfig`` and ``train``
+# ------------------------------------------------------
+#
+# One ``TrainConfig`` holds every setting; ``build_model`` shows the network it describes, and
+# ``train`` runs Algorithm 1 and writes the run folder. Pass ``log=print`` to see each epoch (with
+# timings).
+
 sizes = (784, 1000, 300, 10)
 cfg = TrainConfig(method="dlra", sizes=sizes, data="embedded", epochs=2, lambda1=200.0, tau_cos=1e-2, tau_euc=1.0,
                   l2_on="effective", dtype="float64")
@@ -81,6 +95,12 @@ model, _ = build_model(cfg, rng=make_rngs(cfg.seed)["init"])
 print(f"784-1000-300-10: {model.param_count():,} parameters with FN's {model.n_layers} gains; "
       f"lambda1 {cfg.lambda1}, tau_cos {cfg.tau_cos}, tau_euc {cfg.tau_euc}, {cfg.epochs} epochs")
 train(cfg, RUN, progress=False, log=lambda msg: None)  # log=print shows each epoch (with timings)
+
+# %%
+# Reading the run folder
+# ----------------------
+#
+# ``metrics.jsonl`` has one line per epoch, ``merges.jsonl`` one line per merge.
 
 metrics = [json.loads(line) for line in (RUN / "metrics.jsonl").read_text().splitlines()]
 merges = [json.loads(line) for line in (RUN / "merges.jsonl").read_text().splitlines()]
@@ -103,7 +123,27 @@ print(f"dense 784-1000-300-10 has {dense.param_count():,} parameters; DLRA's net
 print(f"forward FLOPs per sample: dense {dense.flops_per_sample():,}, factorized 2 m'n' {last['flops_per_sample']:,}, "
       f"paper's count {last['flops_paper']:,}")
 
-# --- 2. your own loop: one call of train_step per batch -----------------------------------------------
+# %%
+# Merges over the run, per layer and axis, from ``merges.jsonl``.
+
+fig, ax = plt.subplots(figsize=(6, 4))
+for l, axis in sorted({(r["layer"], r["axis"]) for r in merges}):
+    steps = [0] + [r["step"] for r in merges if r["layer"] == l and r["axis"] == axis] + [last["step"]]
+    count = list(range(len(steps) - 1))
+    ax.step(steps, count + count[-1:], where="post", label=f"layer {l} {axis}")
+ax.set(xlabel="step", ylabel="vectors fused away", title="784-1000-300-10, DLRA (merges.jsonl)")
+ax.legend()
+fig.tight_layout()
+
+# %%
+# 2. Your own loop: one call of ``train_step`` per batch
+# ------------------------------------------------------
+#
+# What ``train`` does inside, spelled out on a tiny 784-24-24-10 net: the data in the run's dtype,
+# the random generators (init, shuffle, dropout, noise), a ``FactorizedMLP`` with ``P = Q = I`` and
+# FN on, Adam, and ``ClosestPairs`` (lambda1, Eq. 13's thresholds, the merge options). The first
+# step's RaRe term uses the closest pairs of the initial W'.
+
 small = TrainConfig(method="dlra", sizes=(784, 24, 24, 10), data="embedded", batch_size=100, epochs=1,
                     lambda1=200.0, tau_cos=0.2, tau_euc=10.0, probe_size=16, l2_on="effective", dtype="float64")
 data = load_dataset("embedded").to(np, np.dtype(small.dtype))  # the arrays in the run's dtype, as train() does
@@ -113,6 +153,11 @@ opt = Adam(small.lr, small.beta1, small.beta2, small.eps)
 state = opt.init(params)
 pairs = ClosestPairs(net, FusionRules.from_config(small))  # lambda1, Eq. (13)'s thresholds, the merge options
 pairs.refresh(params)  # the first step's RaRe term uses the closest pairs of the initial W'
+
+# %%
+# Each ``train_step`` computes loss + RaRe + L2, adds the gradient noise, takes the Adam step,
+# refreshes the Grams and closest pairs, tests Eq. (13) and merges. It returns the merges it made.
+
 perm = rngs["shuffle"].permutation(len(data.y_train))
 n_steps = len(perm) // small.batch_size
 print(f"the one-step API: train_step on 784-24-24-10 (lambda1 {small.lambda1:.0f}, tau_cos {small.tau_cos}, "
@@ -133,15 +178,3 @@ for t in range(1, n_steps + 1):
 acc = (net.predict(params, data.x_test) == data.y_test).mean() * 100
 print(f"after {n_steps} steps: {total} merges, test accuracy {acc:.2f} %, parameters {net.param_count():,} "
       f"(dense {MLP(small.sizes).param_count():,} + 3 FN gains)")
-
-# Merges over the run, per layer and axis, from merges.jsonl.
-FIGURES.mkdir(exist_ok=True)
-fig, ax = plt.subplots(figsize=(6, 4))
-for l, axis in sorted({(r["layer"], r["axis"]) for r in merges}):
-    steps = [0] + [r["step"] for r in merges if r["layer"] == l and r["axis"] == axis] + [last["step"]]
-    count = list(range(len(steps) - 1))
-    ax.step(steps, count + count[-1:], where="post", label=f"layer {l} {axis}")
-ax.set(xlabel="step", ylabel="vectors fused away", title="784-1000-300-10, DLRA (merges.jsonl)")
-ax.legend()
-fig.tight_layout()
-fig.savefig(FIGURES / "merges.png", dpi=120)

@@ -1,23 +1,29 @@
-"""Tutorial 10 -- Eq. (17)'s L2 term under Frobenius Normalization (Eqs. 15, 17; Sec. 5): what it does.
+"""
+Tutorial 10: Eq. (17)'s L2 term under Frobenius Normalization (Eqs. 15, 17; Sec. 5)
+===================================================================================
 
-The paper trains DLRA with L = L_task + lambda1 L_RaRe + lambda2 L_L2, lambda2 = 0.1, and Eq. (17) puts
-the L2 term on W', the weight that FN normalizes. This project's reproduction found DLRA with these
-settings 7 points below the baseline on the full data, and FN alone with the same L2 term as far below
-(docs/results.md, docs/choices.md). This script shows why, in three steps:
-1. FN's layer computes with c W', c = k g / ||W'||_F: scaling W' changes nothing the network computes
-   (a 784-500-500-10 net in float64, W'_2 scaled by 0.1 and by 10).
-2. So L2 on W' can only shrink ||W'||. But Adam moves every entry of W' by up to about lr a step,
-   whatever its size, so the smaller W' is, the larger each step is relative to it, and the faster the
-   direction of W' (all the function sees) turns.
+What the L2 term does. The paper trains DLRA with ``L = L_task + lambda1 L_RaRe + lambda2 L_L2``,
+lambda2 = 0.1, and Eq. (17) puts the L2 term on W', the weight that FN normalizes. This project's
+reproduction found DLRA with these settings 7 points below the baseline on the full data, and FN
+alone with the same L2 term as far below (docs/results.md, docs/choices.md). This script shows why,
+in three steps:
+
+1. FN's layer computes with ``c W'``, ``c = k g / ||W'||_F``: scaling W' changes nothing the
+   network computes (a 784-500-500-10 net in float64, ``W'_2`` scaled by 0.1 and by 10).
+2. So L2 on W' can only shrink ``||W'||``. But Adam moves every entry of W' by up to about lr a
+   step, whatever its size, so the smaller W' is, the larger each step is relative to it, and the
+   faster the direction of W' (all the function sees) turns.
 3. FN alone (no RaRe, no merges), 6 epochs on the embedded subset, without and with the L2 term:
-   ||W'_2||_F falls, c_2 grows, the angle by which each step turns W'_2 (its direction is what the
-   function sees; mean over the epoch's steps) grows with it, and the accuracy falls behind.
-Training runs in float64, so that the run does not depend on the number of BLAS threads or the CPU's
-kernels (in float32 the accuracies moved by up to 5 points between two machines; the norms and angles
-in their last digit).
-Run `python tutorials/10_l2_under_fn.py` from any folder; it writes nothing.
+   ``||W'_2||_F`` falls, ``c_2`` grows, the angle by which each step turns ``W'_2`` (its direction
+   is what the function sees; mean over the epoch's steps) grows with it, and the accuracy falls
+   behind.
 
-Expected output (2 cores, about 30 s):
+Training runs in float64, so that the run does not depend on the number of BLAS threads or the
+CPU's kernels (in float32 the accuracies moved by up to 5 points between two machines; the norms and
+angles in their last digit). Run ``python tutorials/10_l2_under_fn.py`` from any folder, or cell by
+cell in Jupyter or VS Code; it writes nothing.
+
+Expected output (2 cores, about 30 s)::
 
     FN: a 784-500-500-10 net's logits with W'_2 scaled by 0.1 and by 10 are unchanged to 1e-13: True and True
     fn, no L2 (lambda2 0)
@@ -46,7 +52,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, from any folder
+try:  # a plain run, from any folder: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
+    sys.path.insert(0, str(Path.cwd().parent))
 
 from numpy_dlra.data.datasets import load_dataset  # noqa: E402
 from numpy_dlra.dlra.algorithm1 import train_step  # noqa: E402
@@ -57,7 +66,12 @@ from numpy_dlra.experiments.train import make_rngs  # noqa: E402
 from numpy_dlra.models.mlp import init_params  # noqa: E402
 from numpy_dlra.nn.optim import Adam  # noqa: E402
 
-# --- 1. FN makes the function independent of ||W'|| -------------------------------------------------------
+# %%
+# 1. FN makes the function independent of ``||W'||``
+# --------------------------------------------------
+#
+# The logits of a 784-500-500-10 net with FN, in eval mode, before and after scaling ``W'_2``.
+
 sizes = (784, 500, 500, 10)
 net, params = FactorizedMLP.from_dense(init_params(sizes, np.random.default_rng(0), np.float64), sizes,
                                        dropout=0.2, fn=True)
@@ -70,12 +84,27 @@ for s in (0.1, 10.0):
 print(f"FN: a 784-500-500-10 net's logits with W'_2 scaled by 0.1 and by 10 are unchanged to 1e-13: "
       f"{changes[0] < 1e-13} and {changes[1] < 1e-13}")
 
-# --- 2 and 3. FN alone, 6 epochs, without and with the L2 term ----------------------------------------------
+
+# %%
+# 2. How far a step turns W'
+# --------------------------
+#
+# ``turn(A, B)`` is the angle between W' before and after a step, as vectors: the change of
+# direction, which is all the function sees.
+
 def turn(A, B):
     """The angle in degrees between A and B as vectors: atan2(|B's part orthogonal to A|, B's part along A)."""
     along = float(np.vdot(A, B)) / float(np.vdot(A, A))
     return float(np.degrees(np.arctan2(np.linalg.norm(B - along * A), along * np.linalg.norm(A))))
 
+
+# %%
+# 3. FN alone, 6 epochs, without and with the L2 term
+# ---------------------------------------------------
+#
+# Both arms get the same initialization, batches, dropout and noise. Without the term,
+# ``||W'_2||_F`` stays near 32 and the turn per step settles; with it the norm falls, FN's scale
+# ``c_2`` grows, each step turns W' further, and the accuracy falls behind.
 
 EPOCHS = 6
 data = load_dataset("embedded").to(np, np.dtype(np.float64))

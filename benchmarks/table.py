@@ -241,7 +241,7 @@ def main(argv=None):
     n_thr = threads()
     what = load(np)[2]
     machine = f"{cpu_name()}, {os.cpu_count()} cores, {n_thr} BLAS threads" if xp is np else device_name(xp)
-    lines = [f"Machine: {machine}; numpy {np.__version__}, Python {platform.python_version()}; data: {what}; "
+    lines = [f"# Epoch timings ({a.device}, {n_thr} host threads)", "", f"Machine: {machine}; numpy {np.__version__}, Python {platform.python_version()}; data: {what}; "
              f"float32; {time.strftime('%Y-%m-%d')}. Command: python benchmarks/table.py "
              f"{' '.join(argv if argv is not None else sys.argv[1:])}. Each case: {a.steps or 'an epoch of'} steps "
              f"scaled to an epoch, the fastest of {a.reps} interleaved runs.", ""]

@@ -30,14 +30,14 @@ def rare_term(pairs, params, grads):
         for axis in pairs.rare_axes(l):
             if (l, axis) not in pairs.pairs:  # fewer than two vectors: RaRe is 0
                 continue
-            i, j, c, ni, nj = pairs.pairs[(l, axis)]
-            total += weight * (1.0 - c * c)
+            i, j, cos, ni, nj = pairs.pairs[(l, axis)]
+            total += weight * (1.0 - cos * cos)  # Eq. (6): RaRe = 1 - cos^2 at the closest pair
             if ni == 0.0 or nj == 0.0:
                 continue
-            V = vectors(params, l, axis)
+            V = vectors(params, l, axis)  # (dim, n): the axis' vectors as columns, a view
             gV = grads[f"W{l}"] if axis == "cols" else grads[f"W{l}"].T  # a view: updates grads
-            a = lambda1 * weight * -2.0 * c
+            a = lambda1 * weight * -2.0 * cos
             wi, wj = V[:, i].copy(), V[:, j].copy()
-            gV[:, i] += (a / (ni * nj)) * wj - (a * c / ni**2) * wi
-            gV[:, j] += (a / (ni * nj)) * wi - (a * c / nj**2) * wj
+            gV[:, i] += (a / (ni * nj)) * wj - (a * cos / ni**2) * wi  # -2 cos (w_j/(|w_i||w_j|) - cos w_i/|w_i|^2)
+            gV[:, j] += (a / (ni * nj)) * wi - (a * cos / nj**2) * wj
     return total

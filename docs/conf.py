@@ -87,5 +87,6 @@ sphinx_gallery_conf = {
 
 html_theme = "alabaster"
 html_title = "numpy_dlra"
-html_theme_options = {"description": "DLRA (Lee et al. 2021) in NumPy, beside the paper", "fixed_sidebar": True}
+html_theme_options = {"description": "DLRA (Lee et al. 2021) in NumPy, beside the paper", "fixed_sidebar": True,
+                      "page_width": "1240px", "body_max_width": "none"}
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}

@@ -47,7 +47,7 @@ class FusionRules:
     adam_merge: str = "carry"  # "carry": m <- (r m_d + m_k)/s, v <- (r^2 v_d + v_k)/s^2; "reset": zeros
     search_every: int = 1  # 1: exact (search every Gram every step); K > 1: approximation, see module doc
     merge_pairs: str = "closest"  # which pairs Eq. (13) fuses: "closest", "one" or "any" (merge.merge_step)
-    eq13_on: str = "effective"  # which weights Eq. (13) reads: "effective", FN's c W' (and b'); "w", W' (and b')
+    eq13_on: str = "effective"  # which weights Eq. (13) reads: "effective", FN's c W'; "w", W' as stored
     row_vectors: str = "w"  # the rows Eq. (13) tests and fuses: "w", W' rows (RaRe's pair); "wb", [w', b'] rows
 
     @classmethod

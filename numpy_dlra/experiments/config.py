@@ -99,8 +99,8 @@ class TrainConfig:
                           "also less parallel pairs that pass when the closest fails the Euclidean test",
                           ("closest", "one", "any"))
     eq13_on: str = _f("effective", "which weights Eq. 13's test reads: effective, the network's own weights c W' "
-                      "(FN's scale c; b' unscaled; the default, measured: docs/choices.md); w, the parameters W' (and "
-                      "b') as stored (runs made before this flag existed)", ("effective", "w"))
+                      "(FN's scale c: the same cosine, D_euc scaled by c; the default, measured: docs/choices.md); w, "
+                      "the parameters W' as stored (runs made before this flag existed)", ("effective", "w"))
     row_vectors: str = _f("w", "the rows Eq. 13 tests and fuses: w, the rows of W', the pair RaRe pulls together (Eq. 16 "
                           "as printed; the default, measured: docs/choices.md); wb, the rows of [W', b'] (runs made "
                           "before this flag existed; their row merges stall)", ("w", "wb"))

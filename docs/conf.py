@@ -45,7 +45,7 @@ MATHJAX = Path(os.environ.get("NUMPY_DLRA_MATHJAX", Path(__file__).parent / "_bu
 html_static_path = ["_static"] + ([str(MATHJAX)] if MATHJAX.is_dir() else [])
 mathjax_path = "es5/tex-mml-chtml.js"
 
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": False}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 

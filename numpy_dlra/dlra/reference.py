@@ -42,9 +42,6 @@ class Net:
     v: dict = field(default_factory=dict)  # and second moments
     t: int = 0
 
-    def params(self):
-        return {("W", l): self.W[l] for l in range(len(self.W))} | {("b", l): self.b[l] for l in range(len(self.b))}
-
 
 def forward(net, x):
     """Eqs. (1), (2), (15): h_l = ReLU(P_l (c_l W'_l Q_l h_{l-1} + b'_l)), c_l = k_l g_l / ||W'_l||_F; the
@@ -59,8 +56,8 @@ def forward(net, x):
 
 
 def loss_and_grads(net, x, y, lambda1, lambda2):
-    """Eq. (18): L = L_task + lambda1 L_RaRe + lambda2 L_L2 and its gradient in W', b', g, keyed like
-    :meth:`Net.params` plus ("g", l). x (B, n_0), y (B,)."""
+    """Eq. (18): L = L_task + lambda1 L_RaRe + lambda2 L_L2 and its gradient in W', b', g, keyed
+    ("W", l), ("b", l) and ("g", l), l the 0-based layer. x (B, n_0), y (B,)."""
     L = len(net.W)
     logits, (hs, zs) = forward(net, x)
     z = logits - logits.max(axis=1, keepdims=True)
@@ -124,11 +121,12 @@ def fusable_axes(net, l, classes):
 
 def closest_pair(V):
     """Eq. (7): the pair (kept k, dropped d) of columns of V with the largest |cos|, k the shorter; and the cos."""
-    C = np.abs(eq.cos_matrix(V))  # (n, n)
-    np.fill_diagonal(C, -1.0)
-    i, j = divmod(int(C.argmax()), C.shape[0])
+    C = eq.cos_matrix(V)  # (n, n)
+    A = np.abs(C)
+    np.fill_diagonal(A, -1.0)  # the diagonal is not a pair
+    i, j = divmod(int(A.argmax()), A.shape[0])
     k, d = (i, j) if np.linalg.norm(V[:, i]) <= np.linalg.norm(V[:, j]) else (j, i)
-    return k, d, float(eq.cos_matrix(V)[k, d])
+    return k, d, float(C[k, d])
 
 
 def merge(net, l, classes, tau_cos=1e-4, tau_euc=1e-1):

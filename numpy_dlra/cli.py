@@ -17,7 +17,7 @@ import sys
 from .errors import UserError
 from .experiments.config import TrainConfig, flag
 
-CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
+CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]]  # the rest come from the data
 # sweep-rank trains the report's CNN on MNIST, batch 32, no gradient noise (Sainath et al.'s setting)
 # reproduce sets these itself (per run); every other TrainConfig field is a flag that applies to all runs
 REPRODUCE_OWN = ("method", "seed", "epochs", "lambda1", "tau_cos", "tau_euc")
@@ -121,8 +121,10 @@ def _train(args):
     out = args.out or f"runs/{cfg.method}-seed{cfg.seed}"
     s = train(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
     f = s["final"]
+    merges = f", {s['merges_total']} merges in all" if cfg.method == "dlra" else ""
     print(f"done: {s['dataset']}, {f['epoch']} epochs, test accuracy {f['test_acc']:.2f} %, "
-          f"{f['params']:,} parameters ({f['compression']:.2f} % compression), {s['total_seconds']:.0f} s; wrote {out}/")
+          f"{f['params']:,} parameters ({f['compression']:.2f} % compression){merges}, {s['total_seconds']:.0f} s; "
+          f"wrote {out}/")
     return 0
 
 

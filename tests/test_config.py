@@ -14,9 +14,16 @@ def train_flags():
     return {a.option_strings[0]: a for a in sub.choices["train"]._actions if a.option_strings}
 
 
+FROM_THE_DATA = {"input_shape", "input_scaling", "data_sha256"}  # filled in by TrainConfig.fit, never flags
+
+
 def test_every_field_is_a_flag_with_its_default_and_choices():
     flags = train_flags()
+    assert {f.name for f in dataclasses.fields(TrainConfig) if not f.metadata["flag"]} == FROM_THE_DATA
+    assert not {flag(n) for n in FROM_THE_DATA} & set(flags)
     for f in dataclasses.fields(TrainConfig):
+        if f.name in FROM_THE_DATA:
+            continue
         a = flags[flag(f.name)]
         assert a.dest == f.name and a.default == f.default and a.help.startswith(f.metadata["help"][:20])
         assert tuple(a.choices or ()) == tuple(f.metadata["choices"] or ())
@@ -53,7 +60,16 @@ def test_every_error_names_an_existing_flag(name):
 
 def test_every_validated_field_is_covered_above():
     unchecked = {"init_from"}  # a path: checked when it is read (UserError naming --init-from)
+    # records of the data, written by TrainConfig.fit: input_shape is checked below; the two strings are facts
+    unchecked |= FROM_THE_DATA
     assert set(BAD) | unchecked == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_a_bad_recorded_input_shape_names_its_config_key():
+    with pytest.raises(ConfigError, match=r"^config key input_shape \(0, 5\): must be"):
+        TrainConfig(input_shape=(0, 5))
+    with pytest.raises(ConfigError, match="^--sizes .*input width 196"):
+        TrainConfig(data="mine.npz", input_shape=(14, 14, 1), sizes=(784, 5))
 
 
 def test_fusion_rules_come_from_the_config_by_keyword():

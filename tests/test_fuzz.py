@@ -123,7 +123,8 @@ def test_config_json(d):
     try:
         TrainConfig.from_dict(d)
     except ConfigError as exc:
-        assert str(exc).startswith("--") or "unknown configuration keys" in str(exc)
+        # a flag, or one of the keys filled in from the data (not flags)
+        assert str(exc).startswith(("--", "config key ")) or "unknown configuration keys" in str(exc)
 
 
 @FUZZ
@@ -154,3 +155,72 @@ def test_a_batch_larger_than_the_data_is_refused(tmp_path, capsys):
     assert main(["train", "--data", "embedded", "--batch-size", "100000", "--out", str(tmp_path / "b")]) == 2
     assert "--batch-size 100000: larger than the 4500 training images" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def _own_arrays():
+    rng = np.random.default_rng(0)
+    return {"x_train": rng.integers(0, 256, (30, 3, 3), dtype=np.uint8), "y_train": np.arange(30) % 3,
+            "x_test": rng.integers(0, 256, (6, 3, 3), dtype=np.uint8), "y_test": np.arange(6) % 3}
+
+
+BAD_OWN = {  # case: (change to the valid arrays, the key the message must name)
+    "a missing key": (lambda a: {k: v for k, v in a.items() if k != "y_test"}, "y_test"),
+    "a non-numeric dtype": (lambda a: a | {"x_test": np.array(["a"] * 6)}, "x_test"),
+    "boolean inputs": (lambda a: a | {"x_train": a["x_train"] > 9}, "x_train"),
+    "lengths that do not match": (lambda a: a | {"y_train": a["y_train"][:-1]}, "y_train"),
+    "float labels": (lambda a: a | {"y_train": a["y_train"] + 0.5}, "y_train"),
+    "a negative label": (lambda a: a | {"y_test": a["y_test"] - 1}, "y_test"),
+    "a class with no training example": (lambda a: a | {"y_test": a["y_test"] + 2}, "y_train"),
+    "NaN": (lambda a: a | {"x_test": np.where(np.eye(3, dtype=bool), np.nan, 1.0)[None].repeat(6, 0)}, "x_test"),
+    "Inf": (lambda a: a | {"x_train": np.full((30, 3, 3), np.inf)}, "x_train"),
+    "an empty split": (lambda a: a | {"x_test": a["x_test"][:0], "y_test": a["y_test"][:0]}, "x_test"),
+    "images of different shapes": (lambda a: a | {"x_test": np.zeros((6, 3, 4), np.uint8)}, "x_test"),
+    "a label array of images": (lambda a: a | {"y_train": a["y_train"][:, None]}, "y_train"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OWN))
+def test_own_data_files_that_are_refused(tmp_path, capsys, case):
+    """Exit status 2, one line naming the file and the key, no traceback, and no run folder."""
+    change, key = BAD_OWN[case]
+    f = tmp_path / "mine.npz"
+    np.savez(f, **change(_own_arrays()))
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(f), "--epochs", "1", "--batch-size", "4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(f) in err and key in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_a_file_that_is_not_an_npz_is_refused(tmp_path, capsys):
+    for name, body in (("text.npz", b"x_train,y_train\n1,2\n"), ("array.npz", None)):
+        f = tmp_path / name
+        if body is None:
+            np.save(tmp_path / "array.npy", np.zeros(3))
+            (tmp_path / "array.npy").rename(f)
+        else:
+            f.write_bytes(body)
+        assert main(["train", "--data", str(f), "--out", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert f"{f}: not an .npz file" in err and not (tmp_path / "run").exists()
+
+
+def _npz_bytes():
+    buf = io.BytesIO()
+    np.savez(buf, **_own_arrays())
+    return buf.getvalue()
+
+
+@FUZZ
+@given(mutations(_npz_bytes()))
+def test_own_data_file_bytes(tmp_path, data):
+    from numpy_dlra.data.own import load_npz
+
+    f = tmp_path / "fuzz.npz"
+    f.write_bytes(data)
+    try:
+        ds = load_npz(f)
+    except UserError as exc:
+        assert str(f) in str(exc)
+    else:
+        assert ds.x_train.shape[1] == 9

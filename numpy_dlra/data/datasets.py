@@ -10,6 +10,7 @@ The embedded subset (``numpy_dlra/data/fashion_mnist_subset.npz``: 500 training 
 and 100 test images per class, drawn by ``data_scripts/make_embedded_subset.py``) ships inside
 the package so that tests, tutorials and the fallback of the main job run anywhere.
 """
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,10 +200,37 @@ def stratified_indices(labels, fraction=None, per_class=None, rng=None):
     return chosen, rest
 
 
+SCALING_RULE = ("uint8 inputs are divided by 255 (pixels to [0, 1]); inputs of any other numeric type are used "
+                "as given, as floats")
+
+
+def scaling_of(dtype):
+    """The input scaling :data:`SCALING_RULE` applies to inputs of `dtype`: "uint8/255" or "as given"."""
+    return "uint8/255" if np.dtype(dtype) == np.uint8 else "as given"
+
+
+def scale_inputs(x):
+    """Inputs (N, ...) of any numeric type -> flat floats (N, prod(...)) by :data:`SCALING_RULE`.
+
+    uint8 -> float32 x / 255; float64 stays float64; any other type -> float32, values unchanged.
+    """
+    flat = x.reshape(len(x), int(np.prod(x.shape[1:])))  # (N, d), also for N = 0
+    if flat.dtype == np.uint8:
+        return (flat / np.float32(255.0)).astype(np.float32)
+    return flat.astype(np.float64 if flat.dtype == np.float64 else np.float32)
+
+
 @dataclass
 class Dataset:
-    """Train/validation/test arrays: images as float in [0, 1], flat (N, H W C) in row-major HWC order
-    ((N, 784) for the MNISTs, (N, 3072) for CIFAR-100); labels int64 (N,)."""
+    """Train/validation/test arrays: inputs as floats, flat (N, H W C) in row-major HWC order ((N, 784)
+    for the MNISTs, (N, 3072) for CIFAR-100), scaled by :data:`SCALING_RULE`; labels int64 (N,).
+
+    input_shape : one example's shape, (d,) for vectors or (H, W, C) for images
+    n_classes   : C; labels are 0 .. C-1
+    scaling     : the rule the inputs went through ("uint8/255" or "as given")
+    source      : where the arrays came from (a built-in data set, an .npz path, or "arrays")
+    sha256      : for your own data, the sha256 of the .npz file (or of the arrays); None for built-in data
+    """
 
     name: str
     x_train: object
@@ -211,50 +239,81 @@ class Dataset:
     y_val: object
     x_test: object
     y_test: object
+    input_shape: tuple = (28, 28, 1)
+    n_classes: int = 10
+    scaling: str = "uint8/255"
+    source: str = ""
+    sha256: str = None
+
+    ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
     def to(self, xp, dtype):
         """Return a copy on array module `xp` with images cast to `dtype`."""
-        conv = {k: getattr(self, k) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        conv = {k: getattr(self, k) for k in self.ARRAYS}
         for k, v in conv.items():
             conv[k] = xp.asarray(v, dtype=dtype if k.startswith("x") else None)
-        return Dataset(self.name, **conv)
+        return dataclasses.replace(self, **conv)
+
+    def describe(self):
+        """What the run records of its data (summary.json's "data")."""
+        return {"name": self.name, "source": self.source or self.name, "sha256": self.sha256,
+                "input_shape": list(self.input_shape), "n_classes": int(self.n_classes), "scaling": self.scaling,
+                "scaling_rule": SCALING_RULE}
 
 
-def make_dataset(name, x_train, y_train, x_test, y_test, val_fraction=0.1, split_seed=0):
-    """Hold out a stratified, seeded `val_fraction` of the training set for validation (paper Sec. 5)."""
-    val, train = stratified_indices(y_train, fraction=val_fraction, rng=np.random.default_rng(split_seed))
-
-    def flat(x):
-        return (x.reshape(len(x), -1) / np.float32(255.0)).astype(np.float32)
-
+def make_dataset(name, x_train, y_train, x_test, y_test, val_fraction=0.1, split_seed=0, x_val=None, y_val=None,
+                 **info):
+    """Hold out a stratified, seeded `val_fraction` of the training set for validation (paper Sec. 5), unless
+    `x_val`, `y_val` are given; scale the inputs by :data:`SCALING_RULE`. `info`: Dataset's other fields."""
+    if x_val is None:
+        val, train = stratified_indices(y_train, fraction=val_fraction, rng=np.random.default_rng(split_seed))
+        x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[train], y_train[train]
+    info.setdefault("input_shape", tuple(x_train.shape[1:]) + ((1,) if x_train.ndim == 3 else ()))
+    info.setdefault("n_classes", int(max(y_train.max(), y_test.max())) + 1)
+    info.setdefault("scaling", scaling_of(x_train.dtype))
     return Dataset(
         name,
-        flat(x_train[train]), y_train[train].astype(np.int64),
-        flat(x_train[val]), y_train[val].astype(np.int64),
-        flat(x_test), y_test.astype(np.int64),
+        scale_inputs(x_train), y_train.astype(np.int64),
+        scale_inputs(x_val), y_val.astype(np.int64),
+        scale_inputs(x_test), y_test.astype(np.int64),
+        **info,
     )
 
 
 def load_dataset(which="auto", val_fraction=0.1, split_seed=0, log=None, dataset="fashion-mnist"):
-    """Load `dataset` ("fashion-mnist", "mnist" or "cifar100") with a validation split.
+    """Load `dataset` ("fashion-mnist", "mnist" or "cifar100") with a validation split, or your own arrays.
 
     For Fashion-MNIST, `which` is "full", "embedded" or "auto" (full if available, else embedded).
     MNIST and CIFAR-100 come from the cache only (their data scripts download them); with "auto", a
-    missing MNIST falls back to Fashion-MNIST, as the fixed-rank report's experiments allow, and says so. Reports go
-    through `log` (default: stderr); the returned Dataset's ``name`` says what was loaded.
+    missing MNIST falls back to Fashion-MNIST, as the fixed-rank report's experiments allow, and says so.
+    A `which` ending in ``.npz`` is a file of your own arrays (:func:`numpy_dlra.data.own.load_npz`).
+    Reports go through `log` (default: stderr); the returned Dataset's ``name`` says what was loaded.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if str(which).endswith(".npz"):
+        from .own import load_npz
+
+        return load_npz(which, val_fraction, split_seed, log=log)
+    if which == "arrays":
+        raise DataError("--data arrays: your arrays come as a Dataset passed to train(..., dataset=...) "
+                        "(numpy_dlra.data.own.from_arrays); from the command line give --data FILE.npz")
     if which not in ("auto", "full", "embedded"):
-        raise DataError(f"--data {which!r}: choose auto, full or embedded")
+        raise DataError(f"--data {which!r}: choose auto, full or embedded, or give a FILE.npz of your own arrays")
     if dataset not in DATASETS:
         raise DataError(f"--dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     if dataset != "fashion-mnist" and which == "embedded":
         raise DataError(f"--data embedded: only Fashion-MNIST has an embedded subset, not {dataset}")
+
+    def made(name, arrays, kind):
+        shape, classes = DATASETS[kind]
+        return make_dataset(name, *arrays, val_fraction=val_fraction, split_seed=split_seed, input_shape=shape,
+                            n_classes=classes, source=name)
+
     if dataset == "cifar100":
-        return make_dataset("cifar100", *load_cifar100(), val_fraction=val_fraction, split_seed=split_seed)
+        return made("cifar100", load_cifar100(), "cifar100")
     if dataset == "mnist":
         try:
-            return make_dataset("mnist", *load_mnist(), val_fraction=val_fraction, split_seed=split_seed)
+            return made("mnist", load_mnist(), "mnist")
         except DataError as exc:
             if which != "auto":
                 raise
@@ -266,7 +325,5 @@ def load_dataset(which="auto", val_fraction=0.1, split_seed=0, log=None, dataset
         )
         which = "embedded"
     if which == "embedded":
-        arrays, name = load_embedded(), "fashion-mnist-embedded"
-    else:
-        arrays, name = load_fashion_mnist(), "fashion-mnist"
-    return make_dataset(name, *arrays, val_fraction=val_fraction, split_seed=split_seed)
+        return made("fashion-mnist-embedded", load_embedded(), "fashion-mnist")
+    return made("fashion-mnist", load_fashion_mnist(), "fashion-mnist")

@@ -70,3 +70,15 @@ def download(url: str, timeout: float = 60.0) -> bytes:
 def md5(data: bytes) -> str:
     """Hex md5 of `data` (used only where upstream publishes md5 checksums)."""
     return hashlib.md5(data).hexdigest()
+
+
+def arrays_sha256(arrays) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of `arrays` (a dict of NumPy arrays), in name order."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

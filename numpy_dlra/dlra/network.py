@@ -172,6 +172,40 @@ class FactorizedMLP(Classifier):
             dense[f"b{l}"] = P @ to_numpy(params[f"b{l}"]).astype(np.float64)
         return dense
 
+    def export(self, params):
+        """The plain MLP this network computes (eval mode): W_l (G_l, G_{l-1}), b_l (G_l,) in float64 NumPy.
+
+        Folds FN's scale (Eq. 15), P and Q (Sec. 4.1; Eqs. 8-12 made them) and the feature groups of
+        Sec. 4.3 into dense layers whose widths are the reduced feature counts G_l (G_0 = the input width,
+        G_L = the class count). Hidden feature g is relu(s_g u[r_g]) with u = c W' M a + b' (M: the connector,
+        Q with the previous |P| folded in), so
+            W_l = diag(s) (c W')[r, :] M_l,   b_l = s * b'[r]          (hidden layers; r, s = rows, signs)
+            W_L = P (c W'_L) M_L,             b_L = P b'_L             (the logits)
+        and logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L, exactly the forward pass in eval mode.
+        Returns {"W1": ..., "b1": ..., ...}; the widths are (sizes[0], G_1, ..., G_{L-1}, sizes[-1]).
+        """
+        out = {}
+        for l in range(1, self.n_layers + 1):
+            f, (mp, np_) = self.factors[l - 1], self.shape(l)
+            W = to_numpy(params[f"W{l}"]).astype(np.float64)
+            if self.fn_k:
+                W = W * fn_scale(W, to_numpy(params[f"g{l}"]).astype(np.float64), self.fn_k[l - 1])  # c W'
+            prev = () if l == 1 else (self.groups[l - 2], np.abs(self.factors[l - 2].p_scale))
+            spec = connector(np_, f, *prev)
+            if spec is not None:
+                rows, cols, vals, G = spec
+                M = np.zeros((np_, G))
+                np.add.at(M, (rows, cols), vals)  # duplicates summed, as the sparse connector does
+                W = W @ M  # (m', n') @ (n', G_{l-1}) -> (m', G_{l-1})
+            b = to_numpy(params[f"b{l}"]).astype(np.float64)
+            if l < self.n_layers:
+                g = self.groups[l - 1]
+                out[f"W{l}"], out[f"b{l}"] = g.signs[:, None] * W[g.rows], g.signs * b[g.rows]  # (G_l, G_{l-1})
+            else:
+                P = f.dense_P(mp)
+                out[f"W{l}"], out[f"b{l}"] = P @ W, P @ b  # (m, m') @ (m', G_{L-1}) -> (m, G_{L-1})
+        return out
+
     # --- size accounting (metrics.jsonl; docs/engine.md "Counting rules") -------------------------------
     def layer_stats(self):
         """Per layer: m' (outputs of W'), n' (inputs of W'), feat (reduced feature dim; m for the last layer)."""

@@ -1,7 +1,6 @@
 """The model and parameters a configuration describes, fresh or around a checkpoint's arrays."""
 import numpy as np
 
-from ..data.datasets import DATASETS
 from ..dlra.network import FactorizedMLP
 from ..errors import UserError
 from ..models.cnn import CNN
@@ -20,8 +19,7 @@ def build_model(cfg, rng=None, state=None, xp=np):
     L = len(cfg.sizes) - 1
     saved = {k: xp.asarray(v) for k, v in state.params.items()} if state else None
     if cfg.model == "cnn":
-        (h, w, c), classes = DATASETS[cfg.dataset]
-        model = CNN((h, w, c), classes, rank=cfg.rank)
+        model = CNN(tuple(cfg.input_shape), cfg.sizes[-1], rank=cfg.rank)  # the images' shape, the classes
         return model, (saved if state else model.init_params(rng, dtype, xp=xp))
     if cfg.method == "baseline":
         ranks = dict(cfg.layer_ranks) | ({L: cfg.rank} if cfg.rank else {})

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import load_dataset
 from ..data.fetch import atomic_write_bytes
 from ..dlra.equations import truncate_svd
 from ..errors import UserError
@@ -24,7 +23,7 @@ from ..models.mlp import MLP
 from .build import build_model
 from .config import TrainConfig
 from .run_folder import RunFolder, load_params
-from .train import accuracy, train_or_reuse
+from .train import accuracy, run_data, train_or_reuse
 
 
 def _finished(run, method):
@@ -55,7 +54,8 @@ def compare_ranks(dlra_run, baseline_run, out, finetune_epochs=5, log=print):
     """Train what is missing and write the comparison; returns the table rows."""
     dcfg, dsum = _finished(dlra_run, ("dlra",))
     bcfg, bsum = _finished(baseline_run, ("baseline",))
-    if (bcfg.sizes, bcfg.dataset, bcfg.data, bcfg.layer_ranks, bcfg.rank) != (dcfg.sizes, dcfg.dataset, dcfg.data, (), 0):
+    if (bcfg.sizes, bcfg.dataset, bcfg.data, bcfg.data_sha256, bcfg.layer_ranks, bcfg.rank) != \
+            (dcfg.sizes, dcfg.dataset, dcfg.data, dcfg.data_sha256, (), 0):
         raise UserError(f"{baseline_run}: not the dense counterpart of {dlra_run} (sizes, dataset or data differ)")
     out = Path(out)
     found = dlra_ranks(dlra_run)
@@ -78,7 +78,7 @@ def compare_ranks(dlra_run, baseline_run, out, finetune_epochs=5, log=print):
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create this folder ({exc.strerror or exc})") from None
     np.savez(out / "truncated.npz", **truncated)
-    data = load_dataset(bcfg.data, bcfg.val_fraction, bcfg.split_seed, log=log, dataset=bcfg.dataset).to(np, np.float32)
+    data = run_data(bcfg, log).to(np, np.float32)
     fixed = replace(bcfg, layer_ranks=tuple(sorted(ranks.items())))
     tuned = train_or_reuse(replace(fixed, epochs=finetune_epochs, init_from=str(out / "truncated.npz")), out / "svd-finetuned", log)
     scratch = train_or_reuse(replace(fixed, epochs=dcfg.epochs), out / "fixed-rank-scratch", log)

@@ -24,9 +24,19 @@ DLRA_ONLY = ("lambda1", "tau_cos", "tau_euc", "fuse_ratio", "rare_axes", "adam_m
              "row_vectors", "search_every", "probe_size")
 
 
-def _f(default, help, choices=None, type=None):
-    """A config field with its flag's help (and choices, and a parser for non-scalar values)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "type": type})
+def _f(default, help, choices=None, type=None, flag=True):
+    """A config field with its flag's help (and choices, and a parser for non-scalar values); ``flag=False``
+    for a field the run fills in from its data (recorded in config.json, never given on the command line)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "type": type, "flag": flag})
+
+
+BUILT_IN_DATA = ("auto", "full", "embedded")
+OWN = "own"  # the dataset kind of your own arrays: --data FILE.npz, or data="arrays" with a Dataset in Python
+
+
+def is_own(data):
+    """Whether `data` (the --data value) names your own arrays: a FILE.npz, or "arrays" (Python)."""
+    return data == "arrays" or str(data).endswith(".npz")
 
 
 def parse_ints(text):
@@ -54,7 +64,7 @@ class TrainConfig:
                      "dlra: fn + RaRe + fusing (Algorithm 1)", METHODS)
     model: str = _f("mlp", "mlp: the paper's 784-500x5-10; cnn: the fixed-rank baseline's small CNN", ("mlp", "cnn"))
     dataset: str = _f("fashion-mnist", "fashion-mnist (the paper's); mnist (falls back to Fashion-MNIST with "
-                      "--data auto); cifar100", tuple(DATASETS))
+                      "--data auto); cifar100; own (set by --data FILE.npz)", tuple(DATASETS) + (OWN,))
     rank: int = _f(0, "> 0: the last layer is fixed-rank B C of this rank (Sainath et al. 2013; baseline only); 0: dense")
     layer_ranks: tuple = _f((), "fixed-rank B C for any MLP layers, as LAYER:RANK,... (e.g. 2:497,3:494; baseline only)",
                             type=parse_layer_ranks)
@@ -65,10 +75,11 @@ class TrainConfig:
     dtype: str = _f("float32", "floating-point type of the arrays", ("float32", "float64"))
     device: str = _f("cpu", "cpu: NumPy; cuda: CuPy on the GPU (the optional extra gpu). The dropout and noise draws "
                      "differ between the two: a CUDA run is reproducible on its own device only", ("cpu", "cuda"))
-    data: str = _f("auto", "full Fashion-MNIST, the embedded 5000/1000 subset, or auto (full when found)",
-                   ("auto", "full", "embedded"))
+    data: str = _f("auto", "full Fashion-MNIST, the embedded 5000/1000 subset, auto (full when found), or FILE.npz: "
+                   "your own arrays x_train, y_train, x_test, y_test (optional x_val, y_val; docs/usage.md)", type=str)
     sizes: tuple = _f(None, "MLP widths, comma-separated (default 784,500,500,500,500,500,10; "
-                      "3072,...,100 for cifar100)", type=parse_ints)
+                      "3072,...,100 for cifar100; for --data FILE.npz, the file's input width and class count "
+                      "around the paper's hidden widths)", type=parse_ints)
     lr: float = _f(1e-3, "Adam's learning rate (paper)")
     beta1: float = _f(0.9, "Adam's beta1 (paper)")
     beta2: float = _f(0.999, "Adam's beta2 (paper)")
@@ -110,17 +121,35 @@ class TrainConfig:
     init: str = _f("he", "weight initialization (paper: not stated; our choice: he)", ("he", "glorot"))
     val_fraction: float = _f(0.1, "fraction of the training set held out for validation (paper)")
     split_seed: int = _f(0, "seed of the stratified validation split (the same for every run seed)")
+    # filled in from the data (TrainConfig.fit), recorded in config.json; not flags
+    input_shape: tuple = _f(None, "one example's shape: (H, W, C) images or (d,) vectors", flag=False)
+    input_scaling: str = _f("", "the input scaling the data went through (datasets.SCALING_RULE)", flag=False)
+    data_sha256: str = _f("", "for your own data, the sha256 of the .npz file (or of the arrays)", flag=False)
 
     def __post_init__(self):
         def need(ok, name, what, value=None):
             if not ok:
                 value = getattr(self, name) if value is None else value
-                raise ConfigError(f"{flag(name)} {value!r}: {what}")
+                where = flag(name) if FIELDS[name].metadata["flag"] else f"config key {name}"
+                raise ConfigError(f"{where} {value!r}: {what}")
 
         need(isinstance(self.dataset, str), "dataset", "must be a string")  # a config.json may hold anything
-        (h, w, c), classes = DATASETS.get(self.dataset, ((28, 28, 1), 10))
-        if self.sizes is None:
-            object.__setattr__(self, "sizes", (h * w * c,) + PAPER_SIZES[1:-1] + (classes,))
+        need(isinstance(self.data, str), "data", "must be a string")
+        need(self.data in BUILT_IN_DATA or is_own(self.data), "data",
+             f"choose one of {', '.join(BUILT_IN_DATA)}, or give a FILE.npz of your own arrays")
+        if is_own(self.data):
+            need(self.dataset in ("fashion-mnist", OWN), "dataset",
+                 f"--data {self.data} holds your own arrays: leave --dataset out")
+            object.__setattr__(self, "dataset", OWN)
+        else:
+            need(self.dataset != OWN, "dataset", "own is set by --data FILE.npz; give the file")
+            (h, w, c), classes = DATASETS.get(self.dataset, ((28, 28, 1), 10))
+            if self.input_shape is None:
+                object.__setattr__(self, "input_shape", (h, w, c))
+            if not self.input_scaling:
+                object.__setattr__(self, "input_scaling", "uint8/255")
+            if self.sizes is None:
+                object.__setattr__(self, "sizes", (h * w * c,) + PAPER_SIZES[1:-1] + (classes,))
         dlra = self.method == "dlra"
         if self.lambda1 is None:
             object.__setattr__(self, "lambda1", 20.0 if dlra else 0.0)
@@ -136,15 +165,20 @@ class TrainConfig:
                 need(False, f.name, "must be a number" if f.type is float else "must be an integer")
             elif f.type is str and not isinstance(v, str):
                 need(False, f.name, "must be a string")
-            elif f.type is tuple and not isinstance(v, (tuple, list)):
+            elif f.type is tuple and v is not None and not isinstance(v, (tuple, list)):
                 need(False, f.name, "must be a list")
         for f in dataclasses.fields(self):
             choices = f.metadata["choices"]
             if choices:
                 need(getattr(self, f.name) in choices, f.name, f"choose one of {', '.join(choices)}")
-        need(all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in self.sizes), "sizes",
-             "give integer widths, e.g. 784,500,10")
-        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+        if self.input_shape is not None:
+            need(all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in self.input_shape)
+                 and len(self.input_shape) in (1, 3), "input_shape", "must be (d,) or (H, W, C)")
+            object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        if self.sizes is not None:  # None only for your own data not yet read: TrainConfig.fit fills the widths in
+            need(all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in self.sizes), "sizes",
+                 "give integer widths, e.g. 784,500,10")
+            object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
         try:
             object.__setattr__(self, "layer_ranks", tuple((int(l), int(r)) for l, r in self.layer_ranks))
         except (TypeError, ValueError):
@@ -152,21 +186,14 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1")
         need(isinstance(self.seed, int) and 0 <= self.seed < 2**63, "seed", "must be an integer in [0, 2^63)")
-        need(len(self.sizes) >= 2 and all(s >= 1 for s in self.sizes), "sizes",
-             "need at least an input and an output width, all >= 1")
-        need(self.sizes[0] == h * w * c and self.sizes[-1] == classes, "sizes",
-             f"{self.dataset} needs input width {h * w * c} and output width {classes}")
         need(self.model == "mlp" or self.method == "baseline", "method", "fn and dlra are built for the MLP (--model mlp)")
         need(isinstance(self.rank, int) and self.rank >= 0, "rank", "must be an integer >= 0 (0 = full rank)")
         need(self.rank == 0 or self.method == "baseline", "rank",
              "a fixed-rank last layer goes with --method baseline (DLRA finds its ranks itself)")
         need(not self.layer_ranks or (self.model == "mlp" and self.method == "baseline"), "layer_ranks",
              "fixed-rank hidden layers go with --model mlp --method baseline")
-        for l, r in self.layer_ranks:
-            need(1 <= l < len(self.sizes) and 1 <= r <= min(self.sizes[l], self.sizes[l - 1]), "layer_ranks",
-                 f"layer {l} of {len(self.sizes) - 1} has no rank {r}", value=f"{l}:{r}")
-        last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (classes, 256)
-        need(self.rank <= min(last), "rank", f"the last layer is {last[0]} x {last[1]}: at most {min(last)}")
+        if self.sizes is not None:
+            self._check_sizes(need)
         need(self.lr > 0, "lr", "must be > 0")
         need(0 <= self.beta1 < 1, "beta1", "must be in [0, 1)")
         need(0 <= self.beta2 < 1, "beta2", "must be in [0, 1)")
@@ -185,6 +212,44 @@ class TrainConfig:
         need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
         need(isinstance(self.split_seed, int) and self.split_seed >= 0, "split_seed", "must be an integer >= 0")
 
+    def _check_sizes(self, need):
+        """The widths against the data's (built-in data sets' widths, or the input shape read from your own)."""
+        need(len(self.sizes) >= 2 and all(s >= 1 for s in self.sizes), "sizes",
+             "need at least an input and an output width, all >= 1")
+        if self.dataset != OWN:
+            (h, w, c), classes = DATASETS.get(self.dataset, ((28, 28, 1), 10))
+            need(self.sizes[0] == h * w * c and self.sizes[-1] == classes, "sizes",
+                 f"{self.dataset} needs input width {h * w * c} and output width {classes}")
+        elif self.input_shape is not None:
+            need(self.sizes[0] == math.prod(self.input_shape), "sizes",
+                 f"the data's examples have shape {self.input_shape}: input width {math.prod(self.input_shape)}")
+        if self.model == "cnn":
+            need(self.input_shape is None or len(self.input_shape) == 3, "model",
+                 f"the CNN needs images (N, H, W[, C]); --data {self.data} holds vectors of shape {self.input_shape}")
+        for l, r in self.layer_ranks:
+            need(1 <= l < len(self.sizes) and 1 <= r <= min(self.sizes[l], self.sizes[l - 1]), "layer_ranks",
+                 f"layer {l} of {len(self.sizes) - 1} has no rank {r}", value=f"{l}:{r}")
+        last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (self.sizes[-1], 256)
+        need(self.rank <= min(last), "rank", f"the last layer is {last[0]} x {last[1]}: at most {min(last)}")
+
+    def fit(self, data):
+        """This configuration for the :class:`numpy_dlra.data.datasets.Dataset` `data`: for your own data
+        the widths (the data's input width and class count around the paper's hidden widths, unless --sizes
+        gave them), its input shape, scaling and sha256 filled in; --sizes that disagree with the data raise
+        a ConfigError naming both. Built-in data sets are checked at construction and pass unchanged."""
+        if not is_own(self.data):
+            return self
+        width, classes = math.prod(data.input_shape), int(data.n_classes)
+        source = data.source or self.data
+        sizes = self.sizes or (width,) + PAPER_SIZES[1:-1] + (classes,)
+        if (sizes[0], sizes[-1]) != (width, classes):
+            raise ConfigError(f"--sizes {','.join(map(str, sizes))}: {source} holds inputs of width {width} "
+                              f"(examples of shape {tuple(data.input_shape)}) and {classes} classes; give --sizes "
+                              f"{width},...,{classes}, or leave --sizes out for {width},"
+                              f"{','.join(map(str, PAPER_SIZES[1:-1]))},{classes}")
+        return dataclasses.replace(self, sizes=sizes, input_shape=tuple(data.input_shape),
+                                   input_scaling=data.scaling, data_sha256=data.sha256 or "")
+
     def run_key(self):
         """The fields that make the run what it is, as a dict: every field but ``epochs`` and those its
         method never reads (DLRA_ONLY for baseline and fn; ``l2_on`` for the baseline, whose L2 term reads
@@ -198,7 +263,8 @@ class TrainConfig:
 
     def to_dict(self):
         d = dataclasses.asdict(self)
-        d["sizes"] = list(self.sizes)
+        d["sizes"] = list(self.sizes) if self.sizes is not None else None
+        d["input_shape"] = list(self.input_shape) if self.input_shape is not None else None
         d["layer_ranks"] = [list(p) for p in self.layer_ranks]
         return d
 
@@ -209,6 +275,9 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys {sorted(unknown)}")
         return cls(**d)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def flag(name):

@@ -23,7 +23,6 @@ lines up to the checkpoint's step (a torn last line is dropped).
 """
 import contextlib
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import faults
-from ..data.fetch import atomic_write_bytes
+from ..data.fetch import arrays_sha256, atomic_write_bytes
 from ..dlra.layer import LayerFactors
 from ..errors import UserError
 from ..nn.backend import to_numpy
@@ -61,16 +60,6 @@ class RunState:
     pairs: list = None  # ClosestPairs.state() (dlra)
 
 
-def arrays_sha256(arrays):
-    """sha256 over the names, dtypes, shapes and bytes of `arrays` (NumPy), in name order."""
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def save_checkpoint(path, arrays, meta):
     """Write `arrays` (dict name -> array, NumPy or CuPy) and JSON-able `meta` atomically to `path`;
     meta gains ``sha256``, the checksum of the arrays, which :func:`load_checkpoint` verifies."""
@@ -90,7 +79,7 @@ def load_checkpoint(path):
             meta = json.loads(z[_META].tobytes().decode())
     except FileNotFoundError:
         raise UserError(f"{path}: no checkpoint here (nothing to resume)") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError,
+    except (OSError, ValueError, KeyError, EOFError, NotImplementedError, zipfile.BadZipFile, json.JSONDecodeError,
             UnicodeDecodeError) as exc:
         raise UserError(f"{path}: unreadable checkpoint ({exc}); delete the run folder and start again") from None
     if "sha256" in meta and arrays_sha256(arrays) != meta["sha256"]:
@@ -189,6 +178,13 @@ class RunFolder:
         if cfg is not None:
             a, b = saved.run_key(), cfg.run_key()
             diff = [k for k in {**a, **b} if a.get(k, "(unused)") != b.get(k, "(unused)")]
+            if a["data_sha256"] and a["data_sha256"] == b["data_sha256"] and "data" in diff:
+                diff.remove("data")  # your own data, moved or copied: the same bytes, the same run
+            if "data_sha256" in diff:
+                what = "has changed since" if a["data"] == b["data"] else f"is not the {a['data']} of"
+                raise UserError(f"{self.checkpoint}: --data {b['data']} {what} the run (sha256 {a['data_sha256']} "
+                                f"when it started, {b['data_sha256']} now); resume on the run's own data, or "
+                                "start a new run in another folder")
             if diff:
                 detail = ", ".join(f"{k}: run has {a.get(k, '(unused)')!r}, flags give {b.get(k, '(unused)')!r}"
                                    for k in diff)

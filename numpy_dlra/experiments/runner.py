@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import UserError
 from .config import TrainConfig, flag
 from .run_folder import RunFolder
+from .train import same_run
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -28,7 +29,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def is_finished(folder, cfg):
     s = RunFolder(folder).summary()
     return bool(s and s["final"] and s["final"]["epoch"] == cfg.epochs
-                and TrainConfig.from_dict(s["config"]).run_key() == cfg.run_key())
+                and same_run(TrainConfig.from_dict(s["config"]), cfg))
 
 
 def train_argv(cfg, folder):
@@ -36,6 +37,8 @@ def train_argv(cfg, folder):
     argv = [sys.executable, "-m", "numpy_dlra", "train", "--no-progress", "--out", str(folder)]
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
+        if not f.metadata["flag"] or v is None:  # filled in from the data; sizes None: from your own data
+            continue
         if f.name == "sizes":
             v = ",".join(map(str, v))
         elif f.name == "layer_ranks":

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import faults
 from ..data.datasets import load_dataset
+from ..data.own import file_sha256
 from ..dlra.algorithm1 import train_step
 from ..dlra.network import FactorizedMLP, compression
 from ..dlra.pairs import ClosestPairs, FusionRules
@@ -33,7 +34,7 @@ from ..errors import UserError
 from ..nn.backend import device_rng, module_for, synchronize
 from ..nn.optim import Adam
 from .build import build_model, initial_params, params_at_init
-from .config import TrainConfig
+from .config import TrainConfig, is_own
 from .diagnostics import AxisTrace
 from .progress import Progress
 from .resources import check_fits
@@ -56,13 +57,15 @@ def accuracy(model, params, x, y):
 def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, dataset=None):
     """Train the model of `cfg` (MLP, factorized MLP or CNN), writing the run folder `out`; returns the summary.
 
-    `dataset` (a :class:`numpy_dlra.data.datasets.Dataset`) overrides ``cfg.data`` (used by tests).
-    Raises UserError (before writing anything) for an unusable `out` or bad data.
+    `dataset` (a :class:`numpy_dlra.data.datasets.Dataset`) overrides ``cfg.data``: your own arrays
+    (:func:`numpy_dlra.data.own.from_arrays`, with ``cfg.data = "arrays"``), or a built-in set (tests).
+    The configuration is fitted to the data (:meth:`TrainConfig.fit`: your own data's widths, input shape,
+    scaling and sha256). Raises UserError (before writing anything) for an unusable `out` or bad data.
     """
     folder = RunFolder(out)
     if not resume:  # a new run: check everything before the folder is made
         folder.check_new()
-        data = _data(cfg, dataset, log)
+        cfg, data = _data(cfg, dataset, log)
         folder.create()
         with folder.lock():  # a second process on this folder refuses (UserError) instead of interleaving files
             folder.check_new()  # again under the lock: another process may have finished a run here meanwhile
@@ -71,6 +74,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
         folder.load(cfg)  # raises "no checkpoint here"
     with folder.lock():  # the state is read under the lock, so no other process can move it on meanwhile
         state = None
+        cfg, data = _data(cfg, dataset, log)  # your own data's sha256 is compared with the run's (RunFolder.load)
         if (folder.path / "config.json").is_file() and not folder.has_checkpoint() and folder.not_started():
             log(f"{out}: no checkpoint yet (the run stopped before its first epoch ended): starting it over")
         else:
@@ -81,19 +85,31 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
             if state.epoch > cfg.epochs:
                 raise UserError(f"--epochs {cfg.epochs}: the run in {out} has trained {state.epoch} epochs already; "
                                 f"give --epochs {state.epoch} or more")
-        return _train(cfg, folder, state, _data(cfg, dataset, log), progress, log)
+        return _train(cfg, folder, state, data, progress, log)
+
+
+def run_data(cfg, log=print):
+    """The data of `cfg` (a built-in set, or your own --data FILE.npz), unconverted. For a configuration fitted to
+    your own data (a run's), the file must still be the one the run read: UserError with both sha256 otherwise."""
+    data = load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset)
+    if cfg.data_sha256 and data.sha256 != cfg.data_sha256:
+        raise UserError(f"--data {cfg.data}: not the data the run read (sha256 {cfg.data_sha256} then, "
+                        f"{data.sha256} now)")
+    return data
 
 
 def _data(cfg, dataset, log):
-    """The run's data in its dtype, after checking that the run fits in memory and the batch in the data."""
+    """(the configuration fitted to its data, the data in the run's dtype), after checking that the run fits in
+    memory and the batch in the data."""
     xp = module_for(cfg.device)  # UserError before anything is written when CuPy or the GPU is missing
-    data = (dataset or load_dataset(cfg.data, cfg.val_fraction, cfg.split_seed, log=log, dataset=cfg.dataset))
+    data = dataset or run_data(cfg, log)
+    cfg = cfg.fit(data)
     check_fits(cfg, len(data.y_train) + len(data.y_val) + len(data.y_test), int(np.prod(data.x_train.shape[1:])))
     data = data.to(xp, np.dtype(cfg.dtype))  # the one copy to the device
     if cfg.batch_size > len(data.y_train):
         raise UserError(f"--batch-size {cfg.batch_size}: larger than the {len(data.y_train)} training images of "
                         f"{data.name}; choose at most {len(data.y_train)}")
-    return data
+    return cfg, data
 
 
 @dataclass
@@ -247,13 +263,16 @@ def _record(s, data, epoch, tally, t0):
 
 
 def _summary(s, data):
-    """summary.json: the data, the last record, the epoch of the best validation accuracy, the config."""
+    """summary.json: the data (what, from where, its scaling), the last record (whose ``merges`` are the last
+    epoch's), ``merges_total`` (the whole run's), the epoch of the best validation accuracy, the config."""
     history = s.history
     best = max(history, key=lambda r: r["val_acc"]) if history else None
     return {
         "dataset": data.name,
+        "data": data.describe(),
         "n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
         "final": history[-1] if history else None,
+        "merges_total": sum(r["merges"] for r in history),  # final["merges"] counts the last epoch's only
         "best_val_epoch": best["epoch"] if best else None,
         "test_acc_at_best_val": best["test_acc"] if best else None,
         "total_seconds": sum(r["seconds"] for r in history),
@@ -266,8 +285,19 @@ def train_or_reuse(cfg, out, log=print):
     reused (its summary returned), an unfinished one resumed, a missing one started."""
     folder = RunFolder(out)
     summary = folder.summary()
-    if summary and TrainConfig.from_dict(summary["config"]).run_key() == cfg.run_key() and summary["final"] \
-            and summary["final"]["epoch"] == cfg.epochs:
+    if summary and summary["final"] and summary["final"]["epoch"] == cfg.epochs and \
+            same_run(TrainConfig.from_dict(summary["config"]), cfg):
         log(f"{out}: done before, reused")
         return summary
     return train(cfg, out, resume=folder.has_checkpoint(), progress=False, log=log)
+
+
+def same_run(saved, cfg):
+    """Whether the finished run's `saved` configuration is `cfg`'s run. For your own data not yet read (``cfg``
+    not fitted), the file's sha256 now stands in for reading it, and the rest of the fit is the run's."""
+    if is_own(cfg.data) and not cfg.data_sha256:
+        if cfg.data == "arrays" or saved.data != cfg.data:
+            return False
+        fitted = {k: getattr(saved, k) for k in ("input_shape", "input_scaling")}
+        cfg = dataclasses.replace(cfg, sizes=cfg.sizes or saved.sizes, data_sha256=file_sha256(cfg.data), **fitted)
+    return saved.run_key() == cfg.run_key()

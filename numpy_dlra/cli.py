@@ -15,7 +15,7 @@ import dataclasses
 import sys
 
 from .errors import UserError
-from .experiments.config import TrainConfig, flag
+from .experiments.config import TrainConfig, flag, is_own
 
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]]  # the rest come from the data
 # sweep-rank trains the report's CNN on MNIST, batch 32, no gradient noise (Sainath et al.'s setting)
@@ -135,6 +135,8 @@ def _sweep(args):
         ranks = [int(r) for r in args.ranks.split(",") if r.strip()]
     except ValueError:
         raise UserError(f"--ranks {args.ranks!r}: give comma-separated integers, e.g. 8,6,4,2,1") from None
+    if is_own(args.data) and args.dataset == SWEEP_DEFAULTS["dataset"]:  # the default dataset gives way to your file
+        args.dataset = "own"
     base = config_from(args, tuple(SWEEP_DEFAULTS))
     for r in ranks:  # every rank checked before any training
         dataclasses.replace(base, rank=r)

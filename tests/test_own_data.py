@@ -144,3 +144,14 @@ def test_a_validation_split_that_would_be_empty_is_refused():
     x, y, xt, yt = arrays(n=12)  # 4 per class: 10 % of each rounds to none
     with pytest.raises(DataError, match="--val-fraction 0.1 holds out no validation example"):
         own.from_arrays(x, y, xt, yt)
+
+
+def test_reproduce_and_sweep_rank_take_the_file_too(tmp_path, capsys):
+    f = save(tmp_path / "img.npz", shape=(10, 10))
+    assert main(["reproduce", "table1", "--data", str(f), "--epochs", "1", "--seeds", "1", "--sizes", "100,8,3",
+                 "--batch-size", "16", "--methods", "baseline,dlra", "--out", str(tmp_path / "rep")]) == 0
+    assert "own, batch 16" in capsys.readouterr().out
+    cfg = json.loads((tmp_path / "rep" / "runs" / "dlra-seed0" / "config.json").read_text())
+    assert cfg["data_sha256"] == own.file_sha256(f)
+    assert main(["sweep-rank", "--data", str(f), "--epochs", "1", "--ranks", "2", "--out", str(tmp_path / "sw")]) == 0
+    assert "of the CNN on own" in (tmp_path / "sw" / "table.md").read_text()

@@ -4,6 +4,7 @@
 - ``sweep-rank``     the fixed-rank baseline's rank table and spectral-distance plot;
 - ``compare-ranks``  DLRA against SVD truncation and fixed-rank factors at the ranks DLRA found;
 - ``reproduce``      the paper's Tables 1-2 and Figures 1-4 over many seeds, locally or on Dask.
+- ``export``         the trained network as a plain dense MLP of the reduced widths (.npz);
 - ``analyze``        Markdown tables drawn from run folders (arms side by side, merge trends, per-axis gaps).
 The flags of ``train`` (and the run settings of ``sweep-rank``) are built from the fields of
 :class:`numpy_dlra.experiments.config.TrainConfig`: its defaults, help and choices.
@@ -87,6 +88,13 @@ def _parser():
     c.add_argument("--baseline", required=True, help="a finished `train --method baseline` run folder, same data and epochs")
     c.add_argument("--finetune-epochs", type=int, default=5)
     c.add_argument("--out", required=True, help="folder for the runs, table.md, results.json")
+
+    e = sub.add_parser("export", help="the trained network of a run as a plain dense MLP of the reduced widths (.npz): "
+                                      "FN, P, Q and the feature groups folded in")
+    e.add_argument("run", metavar="RUN", help="a `numpy-dlra train` run folder (--model mlp; baseline, fn or dlra)")
+    e.add_argument("--out", required=True, help="the .npz file to write (W1..WL, b1..bL, sizes, meta)")
+    e.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="of the arrays (default: float32)")
+    e.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
     a = sub.add_parser("analyze", help="Markdown tables drawn from run folders, finished or not (reads them, "
                                        "trains nothing)")
@@ -188,6 +196,19 @@ def _reproduce(args):
     return 0
 
 
+def _export(args):
+    from .experiments.export import export_run
+
+    meta = export_run(args.run, args.out, args.dtype, args.force)
+    c = meta["params"]
+    print(f"exported {args.run} (epoch {meta['epoch']}, {meta['method']}) as a plain MLP "
+          f"{'-'.join(map(str, meta['sizes']))} to {args.out} ({meta['dtype']}; inputs scaled {meta['input_scaling']})")
+    print(f"parameters: dense original {c['dense']:,}; exported {c['exported']:,} "
+          f"({100 * (1 - c['exported'] / c['dense']):.1f} % fewer); factorized W' (the paper's count) "
+          f"{c['factorized']:,} ({100 * (1 - c['factorized'] / c['dense']):.1f} % fewer)")
+    return 0
+
+
 def _analyze(args):
     from .experiments import analyze
 
@@ -217,6 +238,8 @@ def main(argv=None):
             return _compare(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "analyze":
             return _analyze(args)
     except UserError as exc:

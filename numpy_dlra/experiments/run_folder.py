@@ -160,10 +160,12 @@ class RunFolder:
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise UserError(f"--out {self.path}: this folder is not writable; choose a folder you can write to")
 
-    def load(self, cfg=None):
+    def load(self, cfg=None, repair=True):
         """The RunState of the last checkpoint. With `cfg`, check that it describes the same run (only
         ``epochs`` and the settings its method never reads may differ: ``TrainConfig.run_key``) and raise
-        UserError naming the differences otherwise. The run goes on with its saved configuration."""
+        UserError naming the differences otherwise. The run goes on with its saved configuration.
+        A bad checkpoint falls back to the previous one (``warning`` says so); with `repair` the bad one is
+        moved aside (as training does), without it the folder is left as it is (readers such as export)."""
         try:
             arrays, meta = load_checkpoint(self.checkpoint)
         except UserError as exc:
@@ -171,7 +173,7 @@ class RunFolder:
                 raise
             arrays, meta = load_checkpoint(self.previous)
             self.warning = f"{exc}; using the previous checkpoint (epoch {meta['epoch']}) instead"
-            if self.checkpoint.exists():  # kept for a look, but never again rotated over the good previous one
+            if repair and self.checkpoint.exists():  # kept for a look, but never again rotated over the good previous one
                 os.replace(self.checkpoint, self.path / "checkpoint.bad.npz")
                 self.warning += "; the bad one is now checkpoint.bad.npz"
         saved = TrainConfig.from_dict(meta["config"])

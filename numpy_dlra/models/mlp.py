@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nn.backend import to_numpy
 from ..nn.layers import Dropout, Linear, ReLU
 from ..nn.lowrank import LowRankLinear
 from .base import Classifier
@@ -108,6 +109,17 @@ class MLP(Classifier):
                 d, _ = relu.backward(d, c_relu)
                 i -= 1
         return d, grads
+
+    def export(self, params):
+        """The plain MLP (eval mode): W_l (m_l, n_l) and b_l (m_l,) in float64 NumPy; a fixed-rank layer's
+        factors are multiplied out, W_l = B_l C_l (its parameter count grows back to m n)."""
+        out = {}
+        for l in range(1, self.n_layers + 1):
+            op, p = self.layer(params, l)
+            p = {k: to_numpy(v).astype(np.float64) for k, v in p.items()}
+            out[f"W{l}"] = p["W"] if "W" in p else p["B"] @ p["C"]  # (m, r) @ (r, n) -> (m, n)
+            out[f"b{l}"] = p["b"]
+        return out
 
     def layer_stats(self):
         """Per layer: m (outputs), n (inputs), feat (= m: no feature reduction in the dense net)."""

@@ -1,0 +1,94 @@
+"""``numpy-dlra export RUN --out FILE.npz``: the trained network as a plain dense MLP of the reduced widths.
+
+What DLRA buys is a smaller network; this takes it out of the run. The model folds itself
+(:meth:`numpy_dlra.dlra.network.FactorizedMLP.export`: FN's scale, P and Q, Sec. 4.3's signed feature
+groups; :meth:`numpy_dlra.models.mlp.MLP.export` for the baseline) and this module writes the file:
+
+- ``W1 .. WL`` (n_l, n_{l-1}) and ``b1 .. bL`` (n_l,), float32 (or ``--dtype float64``);
+- ``sizes`` (L + 1,) int64, the widths (input, G_1, ..., G_{L-1}, classes);
+- ``meta``, a JSON string: the source run and its epoch, the method, the data's input scaling and
+  shape, and three parameter counts: ``dense`` (the original network's), ``exported`` (this file's
+  weights and biases) and ``factorized`` (W', b' and g: the count the paper and metrics.jsonl give).
+
+Logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L on inputs scaled as in training (docs/usage.md has
+a ten-line NumPy forward that needs nothing else). The file is written atomically: a failure leaves
+no partial file.
+"""
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data.fetch import atomic_write_bytes
+from ..errors import UserError
+from ..models.mlp import MLP
+from .build import build_model
+from .run_folder import RunFolder
+
+
+def export_arrays(model, params, dtype=np.float32):
+    """(arrays, sizes) of the plain MLP that `model` with `params` computes, in `dtype`."""
+    folded = model.export(params)
+    L = len(folded) // 2
+    sizes = [folded["W1"].shape[1]] + [folded[f"W{l}"].shape[0] for l in range(1, L + 1)]
+    arrays = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in folded.items()}
+    return arrays, sizes
+
+
+def forward(arrays, x):
+    """The plain MLP's logits (N, classes) for inputs x (N, sizes[0]): W_L relu(... relu(W_1 x + b_1) ...) + b_L."""
+    L = sum(1 for k in arrays if k.startswith("W"))
+    h = x
+    for l in range(1, L + 1):
+        h = h @ arrays[f"W{l}"].T + arrays[f"b{l}"]  # (N, n_{l-1}) @ (n_{l-1}, n_l) -> (N, n_l)
+        if l < L:
+            h = np.maximum(h, 0)
+    return h
+
+
+def export_run(run, out, dtype="float32", force=False, log=print):
+    """Write the plain MLP of the run folder `run` to `out` (.npz); returns its meta dict.
+
+    UserError (exit status 2, nothing written) for: no run or checkpoint, a corrupt checkpoint, a CNN run
+    (nothing the plain-MLP format can hold), an existing `out` without `force`, an unwritable `out`.
+    """
+    run, out = Path(run), Path(out)
+    if dtype not in ("float32", "float64"):
+        raise UserError(f"--dtype {dtype!r}: choose float32 or float64")
+    if out.exists() and not force:
+        raise UserError(f"--out {out}: already exists; pass --force to overwrite it, or choose another file")
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give a file name such as {out / 'exported.npz'}")
+    folder = RunFolder(run)
+    if not folder.path.is_dir():
+        raise UserError(f"{run}: no run folder here; give the --out folder of a `numpy-dlra train` run")
+    state = folder.load(repair=False)  # UserError for a missing or corrupt checkpoint
+    if folder.warning:
+        log(f"warning: {folder.warning}")
+    cfg = state.config
+    if cfg.model != "mlp":
+        raise UserError(f"{run}: a --model {cfg.model} run; export writes plain MLPs, so only --model mlp runs "
+                        "(baseline, fn or dlra) can be exported")
+    summary = folder.summary()
+    finished = bool(summary and summary["final"] and summary["final"]["epoch"] == state.epoch == cfg.epochs)
+    if not finished:
+        log(f"{run}: the run is not finished (epoch {state.epoch} of {cfg.epochs}): exporting its last "
+            f"checkpoint, epoch {state.epoch}")
+    model, params = build_model(cfg, state=state)
+    arrays, sizes = export_arrays(model, params, np.dtype(dtype))
+    counts = {"dense": MLP(cfg.sizes).param_count(),
+              "exported": int(sum(a.size for a in arrays.values())),
+              "factorized": model.param_count()}
+    meta = {"source_run": str(run), "epoch": state.epoch, "finished": finished, "method": cfg.method,
+            "input_scaling": cfg.input_scaling, "input_shape": list(cfg.input_shape or ()), "data": cfg.data,
+            "data_sha256": cfg.data_sha256, "dtype": dtype, "sizes": sizes, "params": counts,
+            "forward": "logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L"}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, sizes=np.asarray(sizes, dtype=np.int64), meta=np.asarray(json.dumps(meta)))
+    try:
+        atomic_write_bytes(out, buf.getvalue())
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write it ({exc.strerror or exc}); choose a file in a folder you can "
+                        "write to") from None
+    return meta

@@ -170,6 +170,19 @@ ENTRIES = [
           "Outputs sharing (row of W', sign of p) are positive multiples of one feature; the network carries one "
           "coordinate per group and folds |p| into the next layer's connector M = Q diag|p|. Exact for any "
           "signs: the reference is the dense P FN(W') Q it must equal."),
+    Entry("4.3", "Export", "the compressed network out: Eqs. (8)-(12) and Sec. 4.3 folded into a plain MLP",
+          r"W_l = \operatorname{diag}(s)\,(c_l W'_l)_{r,:}\,M_l,\quad b_l = s \odot b'_{l,r}; \qquad "
+          r"W_L = P_L\,c_L W'_L\,M_L,\quad b_L = P_L b'_L",
+          ("numpy_dlra.dlra.network.FactorizedMLP.to_dense",),
+          ("numpy_dlra.dlra.network.FactorizedMLP.export", "numpy_dlra.experiments.export.export_run"),
+          ("tests/test_export.py::test_the_fold_is_exact_for_any_widths_and_signs",
+           "tests/test_export.py::test_the_papers_network_after_real_merges",
+           "tests/test_export.py::test_the_plain_forward_in_the_docs_runs_the_file_without_the_package"),
+          "Not in the paper, which counts W' but never takes the smaller network out. Hidden layer l of the plain "
+          "MLP has the G_l reduced features (rows r and signs s of Sec. 4.3's groups); M_l is the connector (Q with "
+          "the previous layer's |P| folded in). Its weight count is sum G_l G_{l-1}, which can exceed the W' count: "
+          "a layer whose columns fused keeps the previous layer's full feature width as input. `numpy-dlra export` "
+          "prints both counts."),
     Entry("4.3", "Eq. (14)", "dropout decay",
           r"r = r_0\,\frac{n}{n_0}, \qquad n = G \text{ (the reduced feature dimension)},\ n_0 = m,\ r_0 = 0.2",
           ("numpy_dlra.dlra.equations.dropout_rate",),

@@ -4,6 +4,7 @@
 - ``sweep-rank``     the fixed-rank baseline's rank table and spectral-distance plot;
 - ``compare-ranks``  DLRA against SVD truncation and fixed-rank factors at the ranks DLRA found;
 - ``reproduce``      the paper's Tables 1-2 and Figures 1-4 over many seeds, locally or on Dask.
+- ``controls``       DLRA against smaller networks of its sizes (from scratch, pruned, SVD-truncated);
 - ``export``         the trained network as a plain dense MLP of the reduced widths (.npz);
 - ``analyze``        Markdown tables drawn from run folders (arms side by side, merge trends, per-axis gaps).
 The flags of ``train`` (and the run settings of ``sweep-rank``) are built from the fields of
@@ -96,6 +97,14 @@ def _parser():
     e.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="of the arrays (default: float32)")
     e.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
+    k = sub.add_parser("controls", help="DLRA against smaller networks at its sizes (exported, W'): trained from "
+                                        "scratch, pruned or SVD-truncated from the baseline (as is and fine-tuned)")
+    k.add_argument("--dlra", required=True, help="a finished `train --method dlra` run folder")
+    k.add_argument("--baseline", required=True, help="the finished dense baseline run of the same data, sizes and seed")
+    k.add_argument("--finetune-epochs", type=int, default=10)
+    k.add_argument("--no-train", action="store_true", help="train nothing: measure the as-is arms, list the runs")
+    k.add_argument("--out", required=True, help="folder for the runs, the pruned and truncated .npz, results.json")
+
     a = sub.add_parser("analyze", help="Markdown tables drawn from run folders, finished or not (reads them, "
                                        "trains nothing)")
     at = a.add_subparsers(dest="table", required=True)
@@ -116,6 +125,10 @@ def _parser():
     x.add_argument("folders", nargs="+", metavar="RUN", help="run folders")
     x = at.add_parser("readings", help="the reading arms of `reproduce table1 ... --out DIR/ARM` side by side")
     x.add_argument("directory", metavar="DIR", help="the folder holding the arms (l2-w, l2-effective, base, ...)")
+    x = at.add_parser("controls", help="the controls of several seeds (`numpy-dlra controls` folders): accuracy "
+                                       "and parameters per arm, Welch p of DLRA against each")
+    x.add_argument("directories", nargs="+", metavar="DIR", help="folders written by `numpy-dlra controls`")
+    x.add_argument("--plot", default=None, metavar="FILE", help="also draw accuracy against parameters to FILE")
     x = at.add_parser("axes", help="per epoch, each layer and axis's merges and closest gap (metrics.jsonl's axes)")
     x.add_argument("folder", metavar="RUN", help="a dlra run folder")
     x.add_argument("--every", type=int, default=1, metavar="K", help="one row per K epochs (default 1)")
@@ -196,6 +209,17 @@ def _reproduce(args):
     return 0
 
 
+def _controls(args):
+    from .experiments.controls import controls
+
+    if args.finetune_epochs < 1:
+        raise UserError(f"--finetune-epochs {args.finetune_epochs}: must be >= 1")
+    r = controls(args.dlra, args.baseline, args.out, args.finetune_epochs, train=not args.no_train)
+    print(f"done: {len(r['arms'])} controls of {args.dlra}; wrote {args.out}/results.json "
+          f"(table: numpy-dlra analyze controls {args.out} ...)")
+    return 0
+
+
 def _export(args):
     from .experiments.export import export_run
 
@@ -220,6 +244,10 @@ def _analyze(args):
         analyze.merge_trend(args.folders, args.window)
     elif args.table == "runs":
         analyze.runs_table(args.folders)
+    elif args.table == "controls":
+        from .experiments.controls import table
+
+        table(args.directories, plot=args.plot)
     elif args.table == "readings":
         analyze.readings_table(args.directory)
     else:
@@ -238,6 +266,8 @@ def main(argv=None):
             return _compare(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "controls":
+            return _controls(args)
         if args.command == "export":
             return _export(args)
         if args.command == "analyze":

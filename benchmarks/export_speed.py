@@ -67,7 +67,7 @@ def networks(layers, seed=0):
     model, params = FactorizedMLP.from_dense(dense, sizes, 0.2, fn=True)
     for l, d in enumerate(layers, start=1):
         G = d["feat"] if l < len(layers) else d["m"]
-        model.factors[l - 1] = factors_with_shapes(g, sizes[l], d["m"], G, sizes[l - 1], d["n"])
+        model.layers[l - 1].factors = factors_with_shapes(g, sizes[l], d["m"], G, sizes[l - 1], d["n"])
         params[f"W{l}"] = (g.standard_normal((d["m"], d["n"])) / np.sqrt(d["n"])).astype(np.float32)
         params[f"b{l}"] = np.zeros(d["m"], np.float32)
     model.rebuild()

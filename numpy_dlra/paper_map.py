@@ -84,8 +84,8 @@ ENTRIES = [
     Entry("4.1", "Sec. 4.1", "the factorized layer P FN(W') Q",
           r"y = f\bigl(P\,(\mathrm{FN}(W')\,Q\,x + b')\bigr), \quad W = P\,\mathrm{FN}(W')\,Q, \quad b = P\,b'",
           ("numpy_dlra.dlra.network.FactorizedMLP.to_dense", "numpy_dlra.dlra.reference.forward"),
-          ("numpy_dlra.dlra.layer.LayerFactors", "numpy_dlra.dlra.layer.Connect", "numpy_dlra.dlra.layer.FNLinear",
-           "numpy_dlra.dlra.layer.Gather", "numpy_dlra.dlra.network.FactorizedMLP.forward"),
+          ("numpy_dlra.dlra.layer.FactorizedLayer", "numpy_dlra.dlra.layer.LayerFactors", "numpy_dlra.dlra.ops.Connect",
+           "numpy_dlra.dlra.ops.FNLinear", "numpy_dlra.dlra.ops.Gather", "numpy_dlra.dlra.network.FactorizedMLP.forward"),
           ("tests/test_factorized.py::test_factorized_net_equals_its_dense_form_for_any_signs",
            "tests/test_factorized.py::test_identity_factorization_without_fn_is_the_dense_mlp_bit_for_bit",
            "tests/test_factorized.py::test_every_parameter_elementwise_tiny_random_structure"),
@@ -96,7 +96,7 @@ ENTRIES = [
           r"r = \frac{\sum w_d}{\sum w_k}\ \text{(printed)}, \qquad r = \frac{\langle w_d, w_k \rangle}"
           r"{\langle w_k, w_k \rangle}\ \text{(least squares)}, \qquad s = \sqrt{r^2 + 1}",
           ("numpy_dlra.dlra.equations.fusion_ratio",),
-          ("numpy_dlra.dlra.merge.fuse",),
+          ("numpy_dlra.dlra.layer.FactorizedLayer.fuse",),
           ("tests/test_equations.py::test_ratio_estimators",
            "tests/test_reliability.py::test_zero_vectors_and_the_papers_ratio_at_a_zero_sum_give_no_nan"),
           "Reading: --fuse-ratio lstsq (default; the best fit for nearly parallel pairs) or sum (the paper's, "
@@ -106,7 +106,7 @@ ENTRIES = [
           r"w_k \leftarrow s\,w_k,\ w_d \text{ dropped}; \quad q_k \leftarrow (r\,q_d + q_k)/s,\ q_d \text{ dropped};"
           r" \quad x'_k = (r\,x_d + x_k)/s",
           ("numpy_dlra.dlra.equations.fuse_columns", "numpy_dlra.dlra.equations.fuse_rows"),
-          ("numpy_dlra.dlra.merge.fuse", "numpy_dlra.dlra.layer.LayerFactors.fuse_columns",
+          ("numpy_dlra.dlra.layer.FactorizedLayer.fuse", "numpy_dlra.dlra.layer.LayerFactors.fuse_columns",
            "numpy_dlra.dlra.layer.LayerFactors.fuse_rows"),
           ("tests/test_equations.py::test_fusing_parallel_columns_preserves_everything",
            "tests/test_equations.py::test_fusing_parallel_rows_of_w_fits_the_bias_by_least_squares",
@@ -196,7 +196,7 @@ ENTRIES = [
     Entry("4.5", "Eq. (15)", "Frobenius Normalization",
           r"\mathrm{FN}(W') = k\,g\,\frac{W'}{\|W'\|_F} = c\,W', \qquad k = \|W'\|_F \text{ at initialization},\ g_0 = 1",
           ("numpy_dlra.dlra.equations.frobenius_normalize", "numpy_dlra.dlra.equations.frobenius_normalize_backward"),
-          ("numpy_dlra.dlra.layer.FNLinear", "numpy_dlra.dlra.layer.fn_scale", "numpy_dlra.dlra.layer.fn_backward_inplace"),
+          ("numpy_dlra.dlra.ops.FNLinear", "numpy_dlra.dlra.ops.fn_scale", "numpy_dlra.dlra.ops.fn_backward_inplace"),
           ("tests/test_equations.py::test_frobenius_normalization_and_its_gradient",
            "tests/test_factorized.py::test_in_place_fn_backward_is_the_equations_one"),
           "The bias is not normalized (u = c W' Q x + b'). The engine multiplies by W' and scales the product by "
@@ -249,7 +249,7 @@ ENTRIES = [
     Entry("Algorithm 1", "Algorithm 1, merges and Adam", "Adam's moments through a merge",
           r"m_k \leftarrow (r\,m_d + m_k)/s, \qquad v_k \leftarrow (r^2 v_d + v_k)/s^2",
           ("numpy_dlra.dlra.reference.merge",),
-          ("numpy_dlra.dlra.merge.fuse",),
+          ("numpy_dlra.dlra.layer.FactorizedLayer.fuse",),
           ("tests/test_fusion.py::test_adam_moments_are_carried_as_documented",),
           "Not in the paper. m carries exactly (the merged vector's gradient is (r g_d + g_k)/s); v is its "
           "analogue. Reading: --adam-merge carry (default) or reset (zeros). Reasoned: docs/choices.md."),
@@ -301,8 +301,8 @@ ENTRIES = [
           "2.09 M: an inference, the paper does not state its rule (docs/method.md Sec. 11)."),
     Entry("5", "Table 2", "which axes may fuse (the shapes)",
           r"|m' - n'| \le 1 \text{ in layers 2-5}",
-          ("numpy_dlra.dlra.reference.fusable_axes",),
-          ("numpy_dlra.dlra.pairs.ClosestPairs.fusable_axes",),
+          ("numpy_dlra.dlra.equations.fusable_axes",),
+          ("numpy_dlra.dlra.layer.FactorizedLayer.fusable_axes", "numpy_dlra.dlra.reference.DenseLayer.fusable_axes"),
           ("tests/test_fusion.py::test_which_axes_may_fuse",
            "tests/test_reliability.py::test_a_layer_fused_down_to_one_vector_keeps_working"),
           "Rules read from Table 2 (docs/method.md Sec. 11): only the longer axis of W' (both when square); never "

@@ -6,7 +6,7 @@ import pytest
 
 from numpy_dlra import equations as eq
 from numpy_dlra.data.datasets import load_dataset
-from numpy_dlra.dlra.layer import fn_scale
+from numpy_dlra.dlra.ops import fn_scale
 from numpy_dlra.experiments.config import TrainConfig
 from numpy_dlra.experiments.run_folder import RunFolder
 from numpy_dlra.experiments.train import train

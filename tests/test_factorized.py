@@ -29,7 +29,7 @@ def random_net(seed, sizes, fn=True, dtype=np.float64, first_cols=True):
         m, n = sizes[l], sizes[l - 1]
         mp = m if l == len(sizes) - 1 else int(g.integers(1, m + 1))
         np_ = int(g.integers(1, n + 1)) if (l > 1 or first_cols) else n
-        model.factors[l - 1] = random_factors(g, m, mp, n, np_)
+        model.layers[l - 1].factors = random_factors(g, m, mp, n, np_)
         params[f"W{l}"] = g.standard_normal((mp, np_)).astype(dtype)
         params[f"b{l}"] = (0.3 * g.standard_normal(mp)).astype(dtype)
         if fn:
@@ -122,7 +122,7 @@ def test_input_gradient_through_connectors_and_groups():
 @given(seeds, st.integers(1, 5), st.integers(1, 5))
 def test_in_place_fn_backward_is_the_equations_one(seed, m, n):
     from numpy_dlra import equations as eq
-    from numpy_dlra.dlra.layer import fn_backward_inplace
+    from numpy_dlra.dlra.ops import fn_backward_inplace
 
     g = np.random.default_rng(seed)
     W, dY, k, gain = g.standard_normal((m, n)), g.standard_normal((m, n)), g.uniform(0.5, 2), g.uniform(-2, 2)

@@ -1,4 +1,5 @@
-"""The DLRA engine (numpy_dlra.fusion) against the pure equations, and exact merges anywhere in a network."""
+"""The DLRA engine (numpy_dlra.dlra: pairs, merge, rare, layer, network) against the pure equations
+(numpy_dlra.dlra.equations), and exact merges anywhere in a network."""
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 from numpy_dlra import equations as eq
 from numpy_dlra.dlra.network import FactorizedMLP
 from numpy_dlra.dlra.merge import candidate, find_pair, merge_step
-from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules, closest_pair, vectors
+from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules, closest_pair
 from numpy_dlra.dlra.rare import rare_term
 from numpy_dlra.nn.gradcheck import check_param_grads, numerical_grad
 from numpy_dlra.models.mlp import init_params
@@ -239,7 +240,7 @@ def test_any_sequence_of_exact_fusions_preserves_the_network_output(seed, fn, ad
         np.testing.assert_allclose(model.forward(params, x)[0], before, atol=1e-10)
         assert max(rec["probe_change"] for rec in recs) < 1e-10
         for (ll, kind), pair in red.pairs.items():  # the pairs after the merges are those of the new W'
-            assert_is_closest(pair, params, ll, kind)
+            assert_is_closest(pair, model.layers[ll - 1], params, kind)
         for k, v in params.items():
             assert opt["m"][k].shape == v.shape == opt["v"][k].shape
 
@@ -266,9 +267,9 @@ def test_adam_moments_are_carried_as_documented(seed, axis, how):
         np.testing.assert_allclose(take(opt["v"][name], pos), want_v, atol=1e-12)
 
 
-def assert_is_closest(pair, params, l, kind):
-    """`pair` = (i, j, cos, |v_i|, |v_j|) is a closest pair of the current vectors of layer l on `kind`."""
-    V = vectors(params, l, kind)
+def assert_is_closest(pair, layer, params, kind):
+    """`pair` = (i, j, cos, |v_i|, |v_j|) is a closest pair of the current vectors of `layer` on `kind`."""
+    V = layer.vectors(params, kind)
     i, j, c, ni, nj = pair
     assert abs(c - eq.cos_matrix(V)[i, j]) < 1e-10 and abs(1 - c * c - eq.rare(V)) < 1e-10
     np.testing.assert_allclose([ni, nj], np.linalg.norm(V[:, [i, j]], axis=0), rtol=1e-10)
@@ -280,18 +281,18 @@ def test_search_every_k_searches_on_multiples_of_k_and_remeasures_in_between():
     red.refresh(params, step=0)
     found = dict(red.pairs)
     for l, kind in found:
-        assert_is_closest(red.pairs[(l, kind)], params, l, kind)
+        assert_is_closest(red.pairs[(l, kind)], model.layers[l - 1], params, kind)
     g = np.random.default_rng(0)
     for W in weights(model, params):
         W += 0.5 * g.standard_normal(W.shape)  # a large update: the closest pairs move
     red.refresh(params, step=1)
     for (l, kind), pair in red.pairs.items():
         assert pair[:2] == found[(l, kind)][:2]  # the same pairs ...
-        V = vectors(params, l, kind)
+        V = model.layers[l - 1].vectors(params, kind)
         assert abs(pair[2] - eq.cos_matrix(V)[pair[0], pair[1]]) < 1e-12  # ... measured on the new vectors
     red.refresh(params, step=3)
     for (l, kind), pair in red.pairs.items():
-        assert_is_closest(pair, params, l, kind)
+        assert_is_closest(pair, model.layers[l - 1], params, kind)
 
 
 @pytest.mark.parametrize("l, shape, axes", [
@@ -304,12 +305,14 @@ def test_search_every_k_searches_on_multiples_of_k_and_remeasures_in_between():
     (6, (10, 10), []),  # and its columns stop at the class count
 ])
 def test_which_axes_may_fuse(l, shape, axes):
-    sizes = (784, 500, 500, 500, 500, 500, 10)
-    model, _ = FactorizedMLP.from_dense({f"{p}{i}": np.zeros((sizes[i], sizes[i - 1]) if p == "W" else sizes[i])
-                                         for i in range(1, 7) for p in "Wb"}, sizes, 0.2, fn=False)
-    red = ClosestPairs(model)
-    red.model.shape = lambda layer: shape  # only the shape of layer l is asked
-    assert red.fusable_axes(l) == axes
+    """The one rule (equations.fusable_axes), as the engine's layer and the reference's layer read it."""
+    from numpy_dlra.dlra.layer import FactorizedLayer, LayerFactors
+    from numpy_dlra.dlra.reference import DenseLayer
+
+    assert eq.fusable_axes(*shape, l == 1, l == 6, 10) == axes
+    assert FactorizedLayer(l, 6, LayerFactors.identity(*shape), None, 10).fusable_axes() == axes
+    m, n = shape
+    assert DenseLayer(l, 6, 10, np.ones(shape), np.zeros(m), 1.0, 1.0, np.eye(m), np.eye(n)).fusable_axes() == axes
 
 
 def _rotated(g, v, one_minus_cos):

@@ -21,7 +21,7 @@ import pytest
 
 from numpy_dlra.dlra import equations as eq
 from numpy_dlra.dlra.algorithm1 import train_step
-from numpy_dlra.dlra.layer import fn_scale
+from numpy_dlra.dlra.ops import fn_scale
 from numpy_dlra.dlra.merge import candidate, find_pair, merge_step
 from numpy_dlra.dlra.network import FactorizedMLP
 from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules

@@ -8,7 +8,7 @@ from test_factorized import random_factors, random_net
 from test_fusion import make_parallel
 
 from numpy_dlra.dlra.equations import dropout_rate
-from numpy_dlra.dlra.layer import fn_scale
+from numpy_dlra.dlra.ops import fn_scale
 from numpy_dlra.dlra.merge import merge_step
 from numpy_dlra.dlra.network import L2_READINGS, FactorizedMLP
 from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules
@@ -94,7 +94,7 @@ def test_eq14_rate_uses_the_reduced_feature_dimension_not_m_prime():
     f = random_factors(np.random.default_rng(1), 6, 3, 4, 4)
     f.p_idx[:] = [0, 0, 1, 1, 2, 2]
     f.p_scale[:] = [1.0, -2.0, 0.5, 0.7, -1.0, 3.0]  # rows 0 and 2 have both signs: G = 5, m' = 3
-    model.factors[0] = f
+    model.layers[0].factors = f
     model.rebuild()
     (stats, _), (rate,) = model.layer_stats(), model.dropout_rates()
     assert (stats["m"], stats["feat"]) == (3, 5)
@@ -117,7 +117,7 @@ def test_merges_keep_p_and_q_unit_norm_so_dense_is_effective(seed, ratio):
         make_parallel(g, model, params, l, axis)
         pairs.refresh(params)
         merged += len(merge_step(pairs, params, opt, step))
-    assert merged >= 5 and all(w is None for w in model.pq_weights)
+    assert merged >= 5 and all(layer.pq_weights is None for layer in model.layers)
     values = {}
     for reading in ("dense", "effective"):
         model.l2_on = reading

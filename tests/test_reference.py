@@ -20,55 +20,42 @@ from numpy_dlra.nn.optim import Adam
 
 
 def engine_and_reference(seed, sizes, **rules):
-    """An engine net on `sizes` (float64, FN, no dropout), its settings (no gradient noise; `rules` are
-    TrainConfig fields) and the reference Net with the same parameters."""
+    """An engine net on `sizes` (float64, FN, no dropout) with random biases, and its settings (no gradient noise;
+    `rules` are TrainConfig fields)."""
     cfg = TrainConfig(method="dlra", dtype="float64", seed=seed, dropout=0.0, grad_noise_eta=0.0, probe_size=0,
                       **rules)  # the settings the step reads; the net is built here on `sizes`
     g = np.random.default_rng(seed)
     model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, dropout=0.0)
     for l in range(1, model.n_layers + 1):
         params[f"b{l}"][:] = 0.1 * g.standard_normal(params[f"b{l}"].shape)
-    net = ref.Net(W=[params[f"W{l}"].copy() for l in range(1, model.n_layers + 1)],
-                  b=[params[f"b{l}"].copy() for l in range(1, model.n_layers + 1)],
-                  g=[float(params[f"g{l}"][0]) for l in range(1, model.n_layers + 1)], k=list(model.fn_k),
-                  P=[np.eye(m) for m in sizes[1:]], Q=[np.eye(n) for n in sizes[:-1]])
-    return cfg, model, params, make_rngs(seed), net
+    return cfg, model, params, make_rngs(seed)
 
 
-def sync(net, model, params, state):
-    """Set the reference Net to the engine's current state (parameters, P, Q, Adam's moments and step)."""
-    for l in range(1, model.n_layers + 1):
-        f, (m, n) = model.factors[l - 1], model.shape(l)
-        net.W[l - 1], net.b[l - 1] = params[f"W{l}"].copy(), params[f"b{l}"].copy()
-        net.g[l - 1] = float(params[f"g{l}"][0])
-        net.P[l - 1], net.Q[l - 1] = f.dense_P(m), f.dense_Q(n)
-        for kind in "Wbg":  # g's moments as 0-d arrays, like the reference's g
-            net.m[(kind, l - 1)] = state["m"][f"{kind}{l}"].copy().reshape(() if kind == "g" else -1 if kind == "b" else (m, n))
-            net.v[(kind, l - 1)] = state["v"][f"{kind}{l}"].copy().reshape(() if kind == "g" else -1 if kind == "b" else (m, n))
-    net.t = state["t"]
+def reference_of(model, params, state):
+    """The reference Net in the engine's state: each layer through the interface both implement (arrays)."""
+    L = model.n_layers
+    return ref.Net([ref.DenseLayer.from_arrays(layer.arrays(params, state), layer.l, L, model.sizes[-1])
+                    for layer in model.layers], state["t"])
 
 
 def assert_same(model, params, state, net):
+    """Every layer's W', b', g, P, Q and Adam moments, read through the same interface, agree to rounding."""
     close = dict(rtol=1e-9, atol=1e-12)
-    for l in range(1, model.n_layers + 1):
-        f, (m, n) = model.factors[l - 1], model.shape(l)
-        np.testing.assert_allclose(params[f"W{l}"], net.W[l - 1], **close)
-        np.testing.assert_allclose(params[f"b{l}"], net.b[l - 1], **close)
-        np.testing.assert_allclose(params[f"g{l}"][0], net.g[l - 1], **close)
-        np.testing.assert_allclose(f.dense_P(m), net.P[l - 1], **close)
-        np.testing.assert_allclose(f.dense_Q(n), net.Q[l - 1], **close)
-        for kind in "Wbg":
-            for moment in "mv":
-                want = getattr(net, moment)[(kind, l - 1)]
-                np.testing.assert_allclose(state[moment][f"{kind}{l}"].reshape(np.shape(want)), want, **close)
+    for layer, twin in zip(model.layers, net.layers):
+        a, b = layer.arrays(params, state), twin.arrays()
+        for name in ("W", "b", "g", "P", "Q"):
+            np.testing.assert_allclose(a[name], b[name], **close)
+        for moment in "mv":
+            for name in ("W", "b", "g"):
+                np.testing.assert_allclose(a[moment][name], b[moment][name], **close)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_engine_makes_the_references_merges_and_parameters(seed):
     """300 steps with a strong RaRe term, a large step and a loose tau_cos, so that every hidden layer merges
     on both axes: from the same state, each step makes the same merges and the same parameters."""
-    cfg, model, params, rngs, net = engine_and_reference(seed, (20, 12, 12, 12, 10), lambda1=200.0, lr=1e-2,
-                                                         tau_cos=1e-3, tau_euc=10.0)
+    cfg, model, params, rngs = engine_and_reference(seed, (20, 12, 12, 12, 10), lambda1=200.0, lr=1e-2,
+                                                    tau_cos=1e-3, tau_euc=10.0)
     opt = Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
     state = opt.init(params)
     pairs = ClosestPairs(model, FusionRules.from_config(cfg))
@@ -78,10 +65,9 @@ def test_the_engine_makes_the_references_merges_and_parameters(seed):
     made = []
     for step in range(1, 301):
         idx = g.choice(64, 32, replace=False)
-        sync(net, model, params, state)
+        net = reference_of(model, params, state)  # from the engine's state
         r = train_step(model, params, opt, state, x[idx], y[idx], cfg, rngs, pairs)
-        loss, want = ref.train_step(net, x[idx], y[idx], 10, cfg.lambda1, cfg.lambda2, cfg.lr, cfg.tau_cos,
-                                    cfg.tau_euc)
+        loss, want = ref.train_step(net, x[idx], y[idx], cfg.lambda1, cfg.lambda2, cfg.lr, cfg.tau_cos, cfg.tau_euc)
         got = [(m["layer"], m["axis"], m["kept"], m["dropped"]) for m in r.merges]
         assert got == want, f"step {step}"
         assert r.loss == pytest.approx(loss, rel=1e-12), f"step {step}"

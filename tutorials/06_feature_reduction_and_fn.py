@@ -103,7 +103,7 @@ def random_net(seed, sizes):
         m, n = sizes[l], sizes[l - 1]
         m_prime = m if l == L else int(rng.integers(1, m + 1))  # the class rows are never fused
         n_prime = n if l == 1 else int(rng.integers(1, n + 1))  # nor the input pixels
-        model.factors[l - 1] = random_factors(rng, m, m_prime, n, n_prime)
+        model.layers[l - 1].factors = random_factors(rng, m, m_prime, n, n_prime)
         params[f"W{l}"] = rng.standard_normal((m_prime, n_prime))
         params[f"b{l}"] = 0.3 * rng.standard_normal(m_prime)
         params[f"g{l}"] = np.array([rng.uniform(0.5, 1.5)])

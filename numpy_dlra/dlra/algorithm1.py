@@ -17,6 +17,7 @@ benchmarks and the tests all call :func:`train_step`.
 """
 import math
 import time
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import UserError
@@ -26,6 +27,23 @@ from .merge import merge_step
 from .rare import rare_term
 
 PHASES = ("forward+backward", "RaRe term", "gradient noise", "adam", "Grams and closest pairs", "merge test and merges")
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What one step reads besides the model and the pairs: the loss's L2 term and the gradient noise. Field
+    names are those of :class:`numpy_dlra.experiments.config.TrainConfig` (and of its flags), so
+    :meth:`from_config` takes them by keyword; the RaRe weight and Eq. (13)'s settings are the pairs' rules."""
+
+    lambda2: float = 0.0  # weight of L_L2, Eq. (18)
+    l2_mode: str = "loss"  # "loss": L2 in the loss, through Adam (as printed); "decoupled": W' shrinks after Adam
+    task_loss: str = "mean"  # L_task over the batch: "mean" or "sum"
+    grad_noise_eta: float = 0.0  # gradient-noise variance eta / (1 + t)^gamma; 0 = off
+    grad_noise_gamma: float = 0.55
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
 
 
 @dataclass
@@ -41,7 +59,7 @@ def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe
 
     model : MLP, CNN or FactorizedMLP (any :class:`numpy_dlra.models.base.Classifier`)
     opt, opt_state : :class:`numpy_dlra.nn.optim.Adam` and its state (``t`` counts the updates)
-    cfg   : the run's settings (lambda2, grad_noise_eta, grad_noise_gamma; a TrainConfig)
+    cfg   : the step's settings, a :class:`StepSettings` (or anything with its fields, such as a TrainConfig)
     rngs  : generators "dropout" and "noise"
     pairs : :class:`.pairs.ClosestPairs` for DLRA (holds lambda1 and the Eq. 13 thresholds), else None
     probe : (P, n_in) fixed inputs whose logits each merge record compares, or None

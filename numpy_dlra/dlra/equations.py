@@ -274,3 +274,16 @@ def truncate_svd(W, r):
     U, S, Vt = xp.linalg.svd(W, full_matrices=False)
     root = xp.sqrt(S[:r])
     return U[:, :r] * root[None, :], root[:, None] * Vt[:r]
+
+
+def fusable_axes(m, n, first, last, classes):
+    """The axes of a layer whose W' is m' x n' (here m, n) that may fuse now: the rules that give the paper's
+    Table 2 shapes (docs/method.md Sec. 11). The longer axis ("cols" when n >= m, "rows" when m >= n; both when
+    square); never the first layer's columns (the input pixels), never the last layer's rows (the classes);
+    never below one vector, the last layer's columns never below `classes`. Returns a list, "cols" first."""
+    axes = []
+    if not first and n >= m and n > (classes if last else 1):
+        axes.append("cols")
+    if not last and m >= n and m > 1:
+        axes.append("rows")
+    return axes

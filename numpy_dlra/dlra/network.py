@@ -1,9 +1,10 @@
 """The paper's MLP with every layer held as P FN(W') Q (Sec. 4.1-4.3): the network that DLRA shrinks.
 
-Layer l (1-based) has trainable ``W{l}`` (m'_l, n'_l), ``b{l}`` (m'_l,) and, with Frobenius
-Normalization, ``g{l}`` (1,); its P and Q are the host-side :class:`LayerFactors` in
-``model.factors[l - 1]``, changed only by merges (:mod:`numpy_dlra.dlra.merge`), after which
-:meth:`FactorizedMLP.rebuild` re-derives the feature groups, connectors and dropout rates.
+A :class:`FactorizedMLP` is a list of :class:`.layer.FactorizedLayer` (``model.layers``, layer l at index
+l - 1). Each layer owns its P and Q, FN's constant and the names of its trainable arrays in ``params``
+(``W3``, ``b3``, ``g3``); the network holds no trainable array and builds no key itself. Merges change one
+layer (:meth:`.layer.FactorizedLayer.fuse`), after which :meth:`FactorizedMLP.rebuild` re-derives every
+layer's feature groups, connectors and dropout rates.
 
 Per hidden layer the forward pass is  connector -> FN linear -> grouped ReLU -> dropout, and the
 last layer is  connector -> FN linear -> P (a gather). Before any merge every P, Q is the
@@ -13,21 +14,18 @@ identity, every op takes its identity fast path, and without FN the network comp
 import numpy as np
 
 from ..models.base import Classifier
-from ..nn.backend import to_numpy
-from ..nn.layers import Dropout
-from .equations import dropout_rate
-from .features import FeatureGroups, GroupReLU, connector
 from ..nn.fast import scaled_add_
-from .layer import Connect, FNLinear, Gather, LayerFactors, fn_scale, sq_norm
+from .layer import FactorizedLayer, LayerFactors
+from .ops import sq_norm
 
 L2_READINGS = ("w", "effective", "dense")  # where Eq. (17) reads the weight: W', FN(W'), P FN(W') Q
 
 
 class FactorizedMLP(Classifier):
-    """Forward/backward of the factorized network; holds the fixed structure, never trainable arrays.
+    """Forward/backward of the factorized network, a list of layers; holds the structure, never trainable arrays.
 
     sizes   : the dense widths (784, 500, ..., 10); layer l maps sizes[l-1] -> sizes[l]
-    factors : list of LayerFactors, one per layer
+    factors : list of LayerFactors, one per layer (each becomes its layer's own)
     fn_k    : list of the FN constants k_l = ||W'_l||_F at initialization, or None for no FN
     dropout : r0, the initial dropout rate of every hidden layer (decayed by Eq. 14)
     l2_on   : which weight Eq. (17)'s L2 term reads, one of :data:`L2_READINGS` (see :meth:`add_l2`)
@@ -36,8 +34,11 @@ class FactorizedMLP(Classifier):
     def __init__(self, sizes, factors, fn_k, dropout, xp=np, dtype=np.float32, l2_on="w"):
         if l2_on not in L2_READINGS:
             raise ValueError(f"l2_on {l2_on!r}: choose one of {', '.join(L2_READINGS)}")
-        self.sizes, self.factors, self.fn_k, self.dropout = tuple(sizes), factors, fn_k, float(dropout)
+        self.sizes, self.dropout = tuple(sizes), float(dropout)
         self.xp, self.dtype, self.l2_on = xp, np.dtype(dtype), l2_on
+        L = len(self.sizes) - 1
+        self.layers = [FactorizedLayer(l, L, f, fn_k[l - 1] if fn_k else None, self.sizes[-1])
+                       for l, f in enumerate(factors, start=1)]
         self.rebuild()
 
     @classmethod
@@ -57,49 +58,35 @@ class FactorizedMLP(Classifier):
 
     @property
     def n_layers(self):
-        return len(self.sizes) - 1
+        return len(self.layers)
+
+    @property
+    def factors(self):
+        """P and Q of every layer (a checkpoint saves them); each layer owns its own."""
+        return [layer.factors for layer in self.layers]
+
+    @property
+    def fn_k(self):
+        """FN's constants k_l, or None without FN."""
+        return None if self.layers[0].k is None else [layer.k for layer in self.layers]
 
     def shape(self, l):
-        """(m'_l, n'_l): every row and column of W' is read by at least one output and input."""
-        f = self.factors[l - 1]
-        return int(f.p_idx.max()) + 1, int(f.q_idx.max()) + 1
+        """(m'_l, n'_l) of layer l (1-based)."""
+        return self.layers[l - 1].shape()
 
     def rebuild(self):
-        """Re-derive the ops from the factors (after construction and after every merge)."""
-        xp, dt, L = self.xp, self.dtype, self.n_layers
-        self.groups = [FeatureGroups.of(f) for f in self.factors[:-1]]
-        self.pq_weights = [_pq_weights(f, *self.shape(l), xp, dt) for l, f in enumerate(self.factors, start=1)]
-        self.ops = []
-        for l in range(1, L + 1):
-            mp, np_ = self.shape(l)
-            f = self.factors[l - 1]
-            prev = () if l == 1 else (self.groups[l - 2], np.abs(self.factors[l - 2].p_scale))
-            conn = Connect(connector(np_, f, *prev), np_, xp, dt)
-            lin = FNLinear(self.fn_k[l - 1] if self.fn_k else None)
-            if l < L:
-                act = GroupReLU(self.groups[l - 1], mp, xp, dt)
-                drop = Dropout(dropout_rate(self.groups[l - 1].size, self.sizes[l], self.dropout))  # Eq. (14)
-            else:
-                act, drop = Gather(f, mp, xp, dt), None
-            self.ops.append((conn, lin, act, drop))
-
-    def _layer_params(self, params, l):
-        p = {"W": params[f"W{l}"], "b": params[f"b{l}"]}
-        if self.fn_k:
-            p["g"] = params[f"g{l}"]
-        return p
+        """Re-derive every layer's ops from its P and Q (after construction and after every merge)."""
+        prev = None
+        for layer in self.layers:
+            layer.build(prev, self.sizes[layer.l], self.dropout, self.xp, self.dtype)
+            prev = layer
 
     def forward(self, params, x, *, training=False, rng=None):
         """Logits (B, sizes[-1]) for x (B, sizes[0]), and the cache for :meth:`backward`."""
         a, caches = x, []
-        for l, (conn, lin, act, drop) in enumerate(self.ops, start=1):
-            z, _ = conn.forward({}, a)  # (B, n'_l)
-            u, c_lin = lin.forward(self._layer_params(params, l), z)  # (B, m'_l)
-            a, c_act = act.forward({}, u)  # (B, G_l) features, or (B, m_L) logits
-            c_drop = None
-            if drop is not None:
-                a, c_drop = drop.forward({}, a, training=training, rng=rng)
-            caches.append((c_lin, c_act, c_drop))
+        for layer in self.layers:
+            a, cache = layer.forward(params, a, training=training, rng=rng)
+            caches.append(cache)
         return a, caches
 
     def backward(self, dlogits, caches, *, input_grad=True):
@@ -109,17 +96,9 @@ class FactorizedMLP(Classifier):
         ``input_grad=False`` (training never needs it, and skips layer 1's input GEMM).
         """
         grads, d = {}, dlogits
-        for l in range(self.n_layers, 0, -1):
-            conn, lin, act, drop = self.ops[l - 1]
-            c_lin, c_act, c_drop = caches[l - 1]
-            if drop is not None:
-                d, _ = drop.backward(d, c_drop)
-            d, _ = act.backward(d, c_act)
-            d, g = lin.backward(d, c_lin, input_grad=l > 1 or input_grad)  # layer 1's dz only when asked for
-            for k, v in g.items():
-                grads[f"{k}{l}"] = v
-            if l > 1 or input_grad:
-                d, _ = conn.backward(d, None)
+        for layer, cache in zip(reversed(self.layers), reversed(caches)):
+            d, g = layer.backward(d, cache, input_grad=not layer.first or input_grad)
+            grads.update(g)
         return d, grads
 
     def add_l2(self, params, grads, lambda2):
@@ -136,9 +115,9 @@ class FactorizedMLP(Classifier):
         if self.l2_on == "w" or (not self.fn_k and self.l2_on == "effective"):  # ||W'||^2: the generic term
             return super().add_l2(params, grads, lambda2)
         xp, L, total = self.xp, self.n_layers, 0.0
-        for l in range(1, L + 1):
-            W, gW = params[f"W{l}"], grads[f"W{l}"]
-            ab = self.pq_weights[l - 1] if self.l2_on == "dense" else None
+        for layer in self.layers:
+            W, gW = params[layer.keys["W"]], grads[layer.keys["W"]]
+            ab = layer.pq_weights if self.l2_on == "dense" else None
             f2 = sq_norm(W)
             if ab is None:
                 S, weighted = f2, None
@@ -146,11 +125,11 @@ class FactorizedMLP(Classifier):
                 weighted = W * ab[0][:, None]  # (m', n') a_k b_j W'_kj
                 weighted *= ab[1][None, :]
                 S = float(xp.dot(weighted.reshape(-1), W.reshape(-1)))
-            if self.fn_k:
-                k, g = self.fn_k[l - 1], float(params[f"g{l}"][0])
+            if layer.k is not None:
+                k, g = layer.k, float(params[layer.keys["g"]][0])
                 c2 = k * k * g * g / f2
                 total += c2 * S
-                grads[f"g{l}"] += W.dtype.type(lambda2 * 2.0 * k * k * g * S / (f2 * L))
+                grads[layer.keys["g"]] += W.dtype.type(lambda2 * 2.0 * k * k * g * S / (f2 * L))
                 if weighted is not None:  # d(c^2 S)/dW' = 2 c^2 (a b * W' - (S / f^2) W'); 0 when a = b = 1
                     weighted -= W * W.dtype.type(S / f2)
                     scaled_add_(gW, lambda2 * 2.0 * c2 / L, weighted)
@@ -162,14 +141,8 @@ class FactorizedMLP(Classifier):
     def to_dense(self, params):
         """The equivalent dense parameters W_l = P FN(W'_l) Q (m_l, n_l), b_l = P b'_l, in float64 NumPy."""
         dense = {}
-        for l in range(1, self.n_layers + 1):
-            f, (mp, np_) = self.factors[l - 1], self.shape(l)
-            W = to_numpy(params[f"W{l}"]).astype(np.float64)
-            if self.fn_k:
-                W = W * fn_scale(W, to_numpy(params[f"g{l}"]).astype(np.float64), self.fn_k[l - 1])
-            P, Q = f.dense_P(mp), f.dense_Q(np_)
-            dense[f"W{l}"] = P @ W @ Q  # (m, m') @ (m', n') @ (n', n) -> (m, n)
-            dense[f"b{l}"] = P @ to_numpy(params[f"b{l}"]).astype(np.float64)
+        for layer in self.layers:
+            dense[f"W{layer.l}"], dense[f"b{layer.l}"] = layer.to_dense(params)
         return dense
 
     def export(self, params):
@@ -184,48 +157,27 @@ class FactorizedMLP(Classifier):
         and logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L, exactly the forward pass in eval mode.
         Returns {"W1": ..., "b1": ..., ...}; the widths are (sizes[0], G_1, ..., G_{L-1}, sizes[-1]).
         """
-        out = {}
-        for l in range(1, self.n_layers + 1):
-            f, (mp, np_) = self.factors[l - 1], self.shape(l)
-            W = to_numpy(params[f"W{l}"]).astype(np.float64)
-            if self.fn_k:
-                W = W * fn_scale(W, to_numpy(params[f"g{l}"]).astype(np.float64), self.fn_k[l - 1])  # c W'
-            prev = () if l == 1 else (self.groups[l - 2], np.abs(self.factors[l - 2].p_scale))
-            spec = connector(np_, f, *prev)
-            if spec is not None:
-                rows, cols, vals, G = spec
-                M = np.zeros((np_, G))
-                np.add.at(M, (rows, cols), vals)  # duplicates summed, as the sparse connector does
-                W = W @ M  # (m', n') @ (n', G_{l-1}) -> (m', G_{l-1})
-            b = to_numpy(params[f"b{l}"]).astype(np.float64)
-            if l < self.n_layers:
-                g = self.groups[l - 1]
-                out[f"W{l}"], out[f"b{l}"] = g.signs[:, None] * W[g.rows], g.signs * b[g.rows]  # (G_l, G_{l-1})
-            else:
-                P = f.dense_P(mp)
-                out[f"W{l}"], out[f"b{l}"] = P @ W, P @ b  # (m, m') @ (m', G_{L-1}) -> (m, G_{L-1})
+        out, prev = {}, None
+        for layer in self.layers:
+            out[f"W{layer.l}"], out[f"b{layer.l}"] = layer.export(params, prev)
+            prev = layer
         return out
 
     # --- size accounting (metrics.jsonl; docs/engine.md "Counting rules") -------------------------------
     def layer_stats(self):
         """Per layer: m' (outputs of W'), n' (inputs of W'), feat (reduced feature dim; m for the last layer)."""
-        out = []
-        for l in range(1, self.n_layers + 1):
-            mp, np_ = self.shape(l)
-            feat = self.groups[l - 1].size if l < self.n_layers else self.sizes[l]
-            out.append({"m": mp, "n": np_, "feat": feat})
-        return out
+        return [layer.stats(self.sizes[layer.l]) for layer in self.layers]
 
     def param_count(self):
         """Trainable parameters: sum_l m'_l n'_l + m'_l (W', b'), + 1 per layer for the FN gain g.
         P and Q are not trainable and not counted (paper Sec. 4.1)."""
-        return sum(m * n + m + (1 if self.fn_k else 0) for m, n in map(self.shape, range(1, self.n_layers + 1)))
+        return sum(layer.param_count() for layer in self.layers)
 
     def flops_per_sample(self):
         """Forward FLOPs per sample, counted as 2 m'_l n'_l per layer, the rule of MLP.flops_per_sample applied
         to W'. P, Q and the feature groups are gathers and scalings of O(m + n), not counted, like the
         bias adds and activations."""
-        return sum(2 * m * n for m, n in map(self.shape, range(1, self.n_layers + 1)))
+        return sum(2 * m * n for m, n in (layer.shape() for layer in self.layers))
 
     def flops_paper(self):
         """Forward FLOPs per sample as the paper's Table 1 appears to count them for DLRA: a dense product
@@ -236,18 +188,7 @@ class FactorizedMLP(Classifier):
         return sum(2 * a * b for a, b in zip(feats, feats[1:]))
 
     def dropout_rates(self):
-        return [drop.rate for _, _, _, drop in self.ops[:-1]]
-
-
-def _pq_weights(factors, m_prime, n_prime, xp, dtype):
-    """(a (m',), b (n',)) with a_k = sum of p_i^2 over the outputs i reading row k of W', b_j the same for the
-    inputs feeding column j through Q: ||P W' Q||_F^2 = sum_kj a_k b_j W'_kj^2. None while all are 1, which
-    merges preserve from P = Q = I ((r^2 + 1) / s^2 = 1; to rounding, hence the 1e-12)."""
-    a = np.bincount(factors.p_idx, factors.p_scale**2, minlength=m_prime)
-    b = np.bincount(factors.q_idx, factors.q_scale**2, minlength=n_prime)
-    if np.abs(a - 1).max() < 1e-12 and np.abs(b - 1).max() < 1e-12:
-        return None
-    return xp.asarray(a, dtype=dtype), xp.asarray(b, dtype=dtype)
+        return [layer.ops[3].rate for layer in self.layers[:-1]]
 
 
 def compression(params_now, params_init):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn.backend import array_module
+from .layer import ROW_KIND
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,6 @@ class FusionRules:
     @classmethod
     def from_config(cls, cfg):
         return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
-
-
-ROW_KIND = {"w": "rows", "wb": "rows+b"}  # the rows Eq. (13) tests and fuses, by ``row_vectors``
 
 
 def closest_pair(G, out=None):
@@ -84,17 +82,6 @@ def _gram(W, axis, cache):
     return cache[axis]
 
 
-def vectors(params, l, kind):
-    """The vectors of layer l compared on `kind`, as the columns of a (view of a) matrix:
-    "cols": W' (m', n'); "rows": W'^T (n', m'); "rows+b": [W', b']^T (n'+1, m')."""
-    W = params[f"W{l}"]
-    if kind == "cols":
-        return W
-    if kind == "rows":
-        return W.T
-    return array_module(W).concatenate([W, params[f"b{l}"][:, None]], axis=1).T
-
-
 class ClosestPairs:
     """The closest pair of every layer and kind of one FactorizedMLP: ``pairs[(l, kind)]`` is
     (i, j, cos, |v_i|, |v_j|) for kind "cols", "rows" or "rows+b" (rows with the bias)."""
@@ -106,13 +93,8 @@ class ClosestPairs:
 
     # --- which axes -------------------------------------------------------------------------
     def fusable_axes(self, l):
-        L, (m, n) = self.model.n_layers, self.model.shape(l)
-        axes = []
-        if l > 1 and n >= m and n > (self.model.sizes[-1] if l == L else 1):
-            axes.append("cols")
-        if l < L and m >= n and m > 1:
-            axes.append("rows")
-        return axes
+        """The axes of layer l that may fuse now (the layer's rule: equations.fusable_axes)."""
+        return self.model.layers[l - 1].fusable_axes()
 
     def rare_axes(self, l):
         return ("cols", "rows") if self.rules.rare_axes == "all" else tuple(self.fusable_axes(l))
@@ -144,10 +126,11 @@ class ClosestPairs:
                 continue
             for k in ("cols", "rows", "rows+b"):
                 self.pairs.pop((l, k), None)
-            W, grams = params[f"W{l}"], {}
+            keys = self.model.layers[l - 1].keys
+            W, grams = params[keys["W"]], {}
             for k in kinds:
                 if k == "rows+b":  # the Gram of the rows of [W', b']: W' W'^T + b' b'^T
-                    b = params[f"b{l}"]
+                    b = params[keys["b"]]
                     G = array_module(W).multiply(b[:, None], b[None, :], out=self._buffer((len(b), len(b)), W.dtype))
                     G += _gram(W, "rows", grams)
                 else:
@@ -178,12 +161,13 @@ class ClosestPairs:
     def measure(self, params, l, kind, i, j, scale=1.0):
         """(i, j, cos, |v_i|, |v_j|) measured on the current vectors (used between searches, and by the
         Eq. 13 test on the network's weights): the weight part scaled by `scale`, a row's bias not."""
-        V = vectors(params, l, "rows" if kind == "rows+b" else kind)  # a view, no copy
+        layer = self.model.layers[l - 1]
+        V = layer.vectors(params, "rows" if kind == "rows+b" else kind)  # a view, no copy
         vi, vj = V[:, i], V[:, j]
         s2 = scale * scale
         gii, gjj, gij = s2 * float((vi * vi).sum()), s2 * float((vj * vj).sum()), s2 * float((vi * vj).sum())
         if kind == "rows+b":
-            b = params[f"b{l}"]
+            b = params[layer.keys["b"]]
             bi, bj = float(b[i]), float(b[j])
             gii, gjj, gij = gii + bi * bi, gjj + bj * bj, gij + bi * bj
         ni, nj = gii**0.5, gjj**0.5

@@ -7,7 +7,6 @@ enters, so the gradient touches two vectors per axis: O(m + n) work on top of th
 :func:`numpy_dlra.dlra.equations.rare`, ``rare_grad`` and ``rare_loss_total``; the tests check
 that this agrees with them.
 """
-from .pairs import vectors
 
 
 def rare_term(pairs, params, grads):
@@ -34,8 +33,10 @@ def rare_term(pairs, params, grads):
             total += weight * (1.0 - cos * cos)  # Eq. (6): RaRe = 1 - cos^2 at the closest pair
             if ni == 0.0 or nj == 0.0:
                 continue
-            V = vectors(params, l, axis)  # (dim, n): the axis' vectors as columns, a view
-            gV = grads[f"W{l}"] if axis == "cols" else grads[f"W{l}"].T  # a view: updates grads
+            layer = model.layers[l - 1]
+            V = layer.vectors(params, axis)  # (dim, n): the axis' vectors as columns, a view
+            gW = grads[layer.keys["W"]]
+            gV = gW if axis == "cols" else gW.T  # a view: updates grads
             a = lambda1 * weight * -2.0 * cos
             wi, wj = V[:, i].copy(), V[:, j].copy()
             gV[:, i] += (a / (ni * nj)) * wj - (a * cos / ni**2) * wi  # -2 cos (w_j/(|w_i||w_j|) - cos w_i/|w_i|^2)

@@ -17,7 +17,6 @@ layer and axis with two vectors or more:
 """
 import math
 
-from ..dlra.layer import fn_scale
 from ..nn.backend import to_numpy
 
 
@@ -51,14 +50,11 @@ class AxisTrace:
             counts[(rec["layer"], rec["axis"])] = counts.get((rec["layer"], rec["axis"]), 0) + 1
         end = self._gaps()
         rows = []
-        for l in range(1, model.n_layers + 1):
-            W = params[f"W{l}"]
+        for layer in model.layers:
+            l, W = layer.l, params[layer.keys["W"]]
             w_norm = float(to_numpy((W * W).sum())) ** 0.5
-            if model.fn_k:
-                g = float(to_numpy(params[f"g{l}"])[0])
-                c = fn_scale(W, to_numpy(params[f"g{l}"]), model.fn_k[l - 1])
-            else:
-                g = c = 1.0
+            g = float(to_numpy(params[layer.keys["g"]])[0]) if layer.k is not None else 1.0
+            c = layer.c_fn(params)
             for axis in ("cols", "rows"):
                 if (l, axis) not in end and (l, axis) not in counts:
                     continue

@@ -27,7 +27,7 @@ import numpy as np
 from .. import faults
 from ..data.datasets import load_dataset
 from ..data.own import file_sha256
-from ..dlra.algorithm1 import train_step
+from ..dlra.algorithm1 import StepSettings, train_step
 from ..dlra.network import FactorizedMLP, compression
 from ..dlra.pairs import ClosestPairs, FusionRules
 from ..errors import UserError
@@ -214,11 +214,11 @@ def _epoch(s, data, epoch, progress):
     perm = xp.asarray(s.rngs["shuffle"].permutation(n))  # drawn on the host, as on the CPU; one copy an epoch
     if xp is not np:  # CuPy's generators cannot be saved: re-seeded every epoch (nn.backend)
         s.rngs |= {k: device_rng(xp, cfg.seed, RNG_STREAMS.index(k), epoch) for k in ("dropout", "noise")}
-    tally = EpochTally()
+    tally, settings = EpochTally(), StepSettings.from_config(cfg)
     with Progress(n_batches, f"epoch {epoch}/{cfg.epochs}", enabled=progress) as bar:
         for i in range(n_batches):
             idx = perm[i * bs:(i + 1) * bs]
-            r = train_step(s.model, s.params, s.opt, s.opt_state, x[idx], y[idx], cfg, s.rngs, s.pairs, s.probe)
+            r = train_step(s.model, s.params, s.opt, s.opt_state, x[idx], y[idx], settings, s.rngs, s.pairs, s.probe)
             s.step += 1
             faults.reached("step")
             if r.merges:

@@ -155,3 +155,23 @@ def test_reproduce_and_sweep_rank_take_the_file_too(tmp_path, capsys):
     assert cfg["data_sha256"] == own.file_sha256(f)
     assert main(["sweep-rank", "--data", str(f), "--epochs", "1", "--ranks", "2", "--out", str(tmp_path / "sw")]) == 0
     assert "of the CNN on own" in (tmp_path / "sw" / "table.md").read_text()
+
+
+def test_compare_ranks_analyze_and_export_work_on_runs_of_a_file(tmp_path, capsys):
+    f = save(tmp_path / "mine.npz", n=120)
+    common = ["--data", str(f), "--sizes", "36,12,12,3", "--batch-size", "16", "--epochs", "2", "--no-progress"]
+    assert main(["train", "--method", "dlra", "--lambda1", "200", "--tau-cos", "0.5", "--tau-euc", "100", *common,
+                 "--out", str(tmp_path / "d")]) == 0
+    assert main(["train", "--method", "baseline", *common, "--out", str(tmp_path / "b")]) == 0
+    assert main(["compare-ranks", "--dlra", str(tmp_path / "d"), "--baseline", str(tmp_path / "b"),
+                 "--finetune-epochs", "1", "--out", str(tmp_path / "c")]) == 0
+    assert "own" in (tmp_path / "c" / "table.md").read_text()
+    assert main(["analyze", "runs", str(tmp_path / "d"), str(tmp_path / "b")]) == 0
+    assert main(["export", str(tmp_path / "d"), "--out", str(tmp_path / "e.npz")]) == 0
+    meta = json.loads(str(np.load(tmp_path / "e.npz")["meta"]))
+    assert meta["input_scaling"] == "uint8/255" and meta["data_sha256"] == own.file_sha256(f)
+    save(f, n=120, seed=3)  # the file changed: compare-ranks must not read other data as the run's
+    capsys.readouterr()
+    assert main(["compare-ranks", "--dlra", str(tmp_path / "d"), "--baseline", str(tmp_path / "b"),
+                 "--finetune-epochs", "1", "--out", str(tmp_path / "c2")]) == 2
+    assert "not the data the run read" in capsys.readouterr().err

@@ -103,6 +103,9 @@ def _parser():
     k.add_argument("--baseline", required=True, help="the finished dense baseline run of the same data, sizes and seed")
     k.add_argument("--finetune-epochs", type=int, default=10)
     k.add_argument("--no-train", action="store_true", help="train nothing: measure the as-is arms, list the runs")
+    k.add_argument("--arms", default="all", help="which trained arms to train, comma-separated (scratch-dense, "
+                   "scratch-fn, scratch-uniform, scratch-lowrank, pruned-l1-finetuned, svd-finetuned; default: all); "
+                   "the as-is arms are always measured")
     k.add_argument("--out", required=True, help="folder for the runs, the pruned and truncated .npz, results.json")
 
     a = sub.add_parser("analyze", help="Markdown tables drawn from run folders, finished or not (reads them, "
@@ -214,7 +217,8 @@ def _controls(args):
 
     if args.finetune_epochs < 1:
         raise UserError(f"--finetune-epochs {args.finetune_epochs}: must be >= 1")
-    r = controls(args.dlra, args.baseline, args.out, args.finetune_epochs, train=not args.no_train)
+    r = controls(args.dlra, args.baseline, args.out, args.finetune_epochs, train=not args.no_train,
+                 arms_to_train=None if args.arms == "all" else tuple(a for a in args.arms.split(",") if a.strip()))
     print(f"done: {len(r['arms'])} controls of {args.dlra}; wrote {args.out}/results.json "
           f"(table: numpy-dlra analyze controls {args.out} ...)")
     return 0

@@ -95,3 +95,15 @@ def test_a_baseline_of_another_seed_is_refused(runs, tmp_path, capsys):
     (other / "summary.json").write_text(json.dumps(s))
     assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(other), "--out", str(tmp_path / "c")]) == 2
     assert "not the dense baseline" in capsys.readouterr().err
+
+
+def test_only_the_arms_asked_for_are_trained(runs, capsys):
+    out = runs / "some"
+    assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(runs / "base"), "--arms",
+                 "scratch-uniform", "--out", str(out)]) == 0
+    assert (out / "scratch-uniform" / "summary.json").is_file() and not (out / "scratch-dense").exists()
+    r = json.loads((out / "results.json").read_text())
+    assert "test_acc" in r["arms"]["pruned-l1"] and "test_acc" in r["arms"]["svd"]  # as-is arms: always measured
+    assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(runs / "base"), "--arms", "svd",
+                 "--out", str(out)]) == 2
+    assert "--arms svd: choose among" in capsys.readouterr().err

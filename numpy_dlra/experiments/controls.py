@@ -94,9 +94,17 @@ def truncate(dense, ranks):
     return out
 
 
-def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=print):
-    """Train the controls of one DLRA run that are missing (or, with ``train=False``, only read those finished),
-    measure the as-is arms, and write ``results.json`` into `out`; returns its dict."""
+TRAINED = ("scratch-dense", "scratch-fn", "scratch-uniform", "scratch-lowrank", "pruned-l1-finetuned", "svd-finetuned")
+
+
+def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=print, arms_to_train=None):
+    """Train the controls of one DLRA run that are missing (those in `arms_to_train`; none with ``train=False``),
+    measure the as-is arms, and write ``results.json`` into `out` (every arm listed, trained or not); returns
+    its dict."""
+    arms_to_train = TRAINED if arms_to_train is None else arms_to_train
+    unknown = set(arms_to_train) - set(TRAINED)
+    if unknown:
+        raise UserError(f"--arms {','.join(sorted(unknown))}: choose among {','.join(TRAINED)}")
     widths, exported, wprime, shapes = sizes_of(dlra_run)
     dcfg = TrainConfig.from_dict(json.loads((Path(dlra_run) / "config.json").read_text()))
     bsum = RunFolder(baseline_run).summary()
@@ -141,7 +149,8 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
         scratch[f"{name}-finetuned"] = replace(cfg, epochs=finetune_epochs, init_from=str(npz))
     if train:
         for name, cfg in scratch.items():
-            train_or_reuse(cfg, out / name, log)
+            if name in arms_to_train:
+                train_or_reuse(cfg, out / name, log)
     result = {"dlra_run": str(dlra_run), "baseline_run": str(baseline_run), "seed": dcfg.seed,
               "epochs": dcfg.epochs, "finetune_epochs": finetune_epochs, "exported_widths": widths,
               "counts": {"dense": MLP(dcfg.sizes).param_count(), "exported": exported, "wprime": wprime},

@@ -20,25 +20,15 @@ import numpy as np
 import pytest
 
 from numpy_dlra.dlra import equations as eq
-from numpy_dlra.dlra.algorithm1 import train_step
 from numpy_dlra.dlra.ops import fn_scale
 from numpy_dlra.dlra.merge import candidate, find_pair, merge_step
 from numpy_dlra.dlra.network import FactorizedMLP
 from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules
-from numpy_dlra.experiments.build import build_model
-from numpy_dlra.experiments.config import TrainConfig
 from numpy_dlra.experiments.train import make_rngs
 from numpy_dlra.models.mlp import init_params
-from numpy_dlra.nn.optim import Adam, gradient_noise
-
-
-def rotated(g, v, one_minus_cos):
-    """A vector of |v|'s length whose cosine with v is exactly 1 - one_minus_cos (a random direction)."""
-    u = g.standard_normal(v.shape)
-    u -= (u @ v) / (v @ v) * v
-    u *= np.linalg.norm(v) / np.linalg.norm(u)
-    c = 1.0 - one_minus_cos
-    return c * v + np.sqrt(1.0 - c * c) * u
+from numpy_dlra.nn.optim import gradient_noise
+from test_fusion import _rotated as rotated
+from test_readings import _adam_once as adam_once, _one_step as one_step
 
 
 def zero_moments(params):
@@ -116,29 +106,6 @@ def test_any_with_bias_rows_reads_the_networks_rows_c_w_and_b():
 
 
 # --- Algorithm 1: the summed task loss with decoupled L2, and the gradient noise's step ------------------------
-
-def one_step(method, seed, **flags):
-    """One train_step of a small float64 net (no dropout) from a fresh Adam state; returns (params before, params
-    after, the step's result, cfg, model, x, y)."""
-    cfg = TrainConfig(method=method, sizes=(784, 9, 7, 10), dtype="float64", seed=seed, dropout=0.0, **flags)
-    rngs = make_rngs(seed)
-    model, params = build_model(cfg, rng=rngs["init"])
-    g = np.random.default_rng(seed)
-    x, y = g.standard_normal((16, 784)), g.integers(0, 10, 16)
-    before = {k: v.copy() for k, v in params.items()}
-    opt = Adam(cfg.lr)
-    state = opt.init(params)
-    r = train_step(model, params, opt, state, x, y, cfg, rngs)
-    return before, params, r, cfg, model, x, y
-
-
-def adam_once(params, grads, lr):
-    """The first Adam update (t = 1) from zero moments, on copies of `params`."""
-    out = {k: v.copy() for k, v in params.items()}
-    opt = Adam(lr)
-    opt.step(out, grads, opt.init(out))
-    return out
-
 
 @pytest.mark.parametrize("method", ["fn", "dlra"])
 def test_summed_task_loss_with_decoupled_l2_keeps_l2_out_of_adam(method):

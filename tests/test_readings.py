@@ -127,8 +127,8 @@ def test_merges_keep_p_and_q_unit_norm_so_dense_is_effective(seed, ratio):
 
 
 def _one_step(method, seed, **flags):
-    """One train_step of a small float64 net (no dropout, no noise) under `flags`; returns (params before,
-    params after, the step's result, cfg, model, x, y)."""
+    """One train_step of a small float64 net (no dropout; no noise unless `flags` give grad_noise_eta) from a
+    fresh Adam state under `flags`; returns (params before, params after, the step's result, cfg, model, x, y)."""
     from numpy_dlra.dlra.algorithm1 import train_step
     from numpy_dlra.experiments.build import build_model
     from numpy_dlra.experiments.config import TrainConfig
@@ -136,7 +136,7 @@ def _one_step(method, seed, **flags):
     from numpy_dlra.nn.optim import Adam
 
     cfg = TrainConfig(method=method, sizes=(784, 9, 7, 10), dtype="float64", seed=seed, dropout=0.0,
-                      grad_noise_eta=0.0, **flags)
+                      **({"grad_noise_eta": 0.0} | flags))
     rngs = make_rngs(seed)
     model, params = build_model(cfg, rng=rngs["init"])
     g = np.random.default_rng(seed)

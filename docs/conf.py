@@ -6,7 +6,8 @@ docs/, benchmarks/ and results/ pages link to each other on the site exactly as 
 Pages are Markdown (MyST); the tutorials are a sphinx-gallery gallery (run at build time, with their
 printed output and figures); the paper's sections are generated from numpy_dlra.paper_map (docs/_ext);
 math is rendered by a MathJax 3 copy served from the site itself (no CDN: .ci/docs puts it in
-docs/_build/mathjax).
+docs/_build/mathjax). The site loads nothing from elsewhere (.ci/check_site.py fails on any remote
+script, stylesheet or image), and its home page is index.html at the root (docs/_ext/site_pages.py).
 """
 import os
 import re
@@ -29,20 +30,27 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx_gallery.gen_gallery",
     "paper_pages",
+    "site_pages",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "docs/index"
 exclude_patterns = [".venv", ".cache", ".git", ".hypothesis", ".pytest_cache", "build", "runs", "docs/_build",
                     "**/*.egg-info", "tests", "data_scripts", "numpy_dlra", "tutorials/*.py", "tutorials/GALLERY_HEADER.*",
-                    "results/*/**", "LICENSE", ".ci", "shared", "tutorial*_run", "tutorial*_figures"]
-html_extra_path = ["_root"]  # index.html at the site's root: a redirect to docs/index.html
+                    "results/*/**", "LICENSE", ".ci", "shared", "tutorial*_run", "tutorial*_figures",
+                    "sg_execution_times.rst", "docs/tutorials/sg_execution_times.rst"]  # left by older builds
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
+# Quotes and ellipses only: no dashes, so a flag's "--" is never an en dash, even outside code
+smartquotes_action = "qe"
+# A literal block without a language (printed output, the docstrings' formula blocks) is plain text;
+# code says it is Python (```python, .. code-block:: python, and the gallery's code cells)
+highlight_language = "none"
 
 # MathJax from the built site, never from a CDN (.ci/docs installs npm's mathjax@3 into _build/mathjax)
 MATHJAX = Path(os.environ.get("NUMPY_DLRA_MATHJAX", Path(__file__).parent / "_build" / "mathjax"))
 html_static_path = ["_static"] + ([str(MATHJAX)] if MATHJAX.is_dir() else [])
+html_css_files = ["numpy_dlra.css"]  # long code lines wrap, wide math scrolls in its own box
 mathjax_path = "es5/tex-mml-chtml.js"
 
 autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": False}
@@ -83,6 +91,7 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "show_memory": False,
     "capture_repr": (),
+    "write_computation_times": False,  # its page loads jQuery and DataTables from CDNs; each page has its time
 }
 
 html_theme = "alabaster"

@@ -50,8 +50,18 @@ def config_from(args, names=CONFIG_FIELDS, **overrides):
     return TrainConfig(**{n: getattr(args, n) for n in names if n in vars(args)} | overrides)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags: the one-line error and where the help is, not the usage first (about 20 lines for train)."""
+
+    def error(self, message):
+        sub = next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is not None and message == f"the following arguments are required: {sub.metavar or sub.dest}":
+            message = f"which {sub.dest}? one of: {', '.join(sub.choices)}"
+        self.exit(2, f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="numpy-dlra", description="Dynamic Low-Rank Approximation (Lee et al. 2021) in NumPy")
+    p = _Parser(prog="numpy-dlra", description="Dynamic Low-Rank Approximation (Lee et al. 2021) in NumPy")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one network; writes config.json, metrics.jsonl, checkpoint.npz, summary.json")
     add_config_flags(t)
@@ -110,7 +120,7 @@ def _parser():
 
     a = sub.add_parser("analyze", help="Markdown tables drawn from run folders, finished or not (reads them, "
                                        "trains nothing)")
-    at = a.add_subparsers(dest="table", required=True)
+    at = a.add_subparsers(dest="table", required=True, metavar="TABLE")
     x = at.add_parser("arms", help="arms of runs side by side against the first: accuracy, Welch p, size, merges, "
                                    "epoch reaching the first arm's best")
     x.add_argument("specs", nargs="+", metavar="LABEL=GLOB", help="an arm: a label and a (quoted) glob of run folders")

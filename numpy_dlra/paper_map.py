@@ -11,8 +11,14 @@ This is the only hand-kept copy. The README's "From the paper to the code", docs
 section, the documentation site's section pages and the package docstring of :mod:`numpy_dlra.dlra`
 read it or are generated from it: ``python -c "from numpy_dlra.paper_map import markdown_table;
 print(markdown_table())"``. tests/test_paper_map.py checks that every path resolves and every test exists.
+
+The pytest markers come from it too (tests/conftest.py registers and applies them): every test an entry
+names carries the markers of its section (``sec4_1``; ``rare``, ``fn``, ``alg1``, ...: SECTION_MARKERS) and
+of its label (``eq11`` for each equation number, ``table1``, ``erratum``, ...), so ``pytest -m eq13`` runs
+exactly the tests the map names for Eq. (13). TUTORIALS names the tutorial that runs each section.
 """
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +36,35 @@ SECTIONS = [
     ("5", "Experiments: the network, its training and Tables 1-2"),
     ("Sainath et al. 2013", "The fixed-rank baseline: low-rank factors of a layer"),
 ]
+
+# The pytest markers of each section's tests: its number, and a name where it has one (``pytest -m fn``).
+# A section missing here gets its number (sec6_2) or, for a named one, its name in lower case.
+SECTION_MARKERS = {
+    "3": ("sec3",),
+    "4": ("sec4", "rare"),
+    "4.1": ("sec4_1", "fusion"),
+    "Eq. 13": ("eq13",),
+    "4.3": ("sec4_3",),
+    "4.5": ("sec4_5", "fn"),
+    "Eqs. 16-18": ("losses",),
+    "Algorithm 1": ("alg1",),
+    "5": ("sec5",),
+    "Sainath et al. 2013": ("sainath",),
+}
+
+# The tutorials (tutorials/<name>.py) that run each section; the site links the two both ways.
+TUTORIALS = {
+    "3": ("02_rank_redundancy",),
+    "4": ("03_rare_loss",),
+    "4.1": ("04_fusing_vectors",),
+    "Eq. 13": ("05_when_to_fuse",),
+    "4.3": ("06_feature_reduction_and_fn",),
+    "4.5": ("06_feature_reduction_and_fn", "10_l2_under_fn"),
+    "Eqs. 16-18": ("10_l2_under_fn",),
+    "Algorithm 1": ("07_complete_dlra_run", "09_your_own_network"),
+    "5": ("01_baseline_mlp", "07_complete_dlra_run", "09_your_own_network"),
+    "Sainath et al. 2013": ("08_fixed_rank",),
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +156,8 @@ ENTRIES = [
           r"\text{printed: } q_k \leftarrow (q_d + r\,q_k)/s; \qquad \text{corrected: } q_k \leftarrow (r\,q_d + q_k)/s",
           ("numpy_dlra.dlra.equations.fuse_columns",),
           ("numpy_dlra.dlra.layer.LayerFactors.fuse_columns",),
-          ("tests/test_equations.py::test_printed_eq11_is_wrong_and_the_corrected_form_holds",),
+          ("tests/test_equations.py::test_printed_eq11_is_wrong_and_the_corrected_form_holds",
+           "tests/test_erratum.py::test_the_printed_eq11_is_off_by_r_minus_1_times_w_k_outer_q_d_minus_q_k"),
           "Erratum. With the paper's indices (column i dropped, w_i = r w_j) Eq. (11) prints (q_i + q_j r)/s; "
           "true minus printed is (r - 1) w_k (q_d - q_k), nonzero unless r = 1 or q_d = q_k. The code implements "
           "(r q_i + q_j)/s, and Eq. (8)'s x'_k = (r x_d + x_k)/s (docs/method.md Sec. 5)."),
@@ -369,20 +405,102 @@ def _paths_cell(paths):
     return "; ".join(f"`{m}`: " + ", ".join(names) for m, names in groups.items()) or "—"
 
 
-def _tests_cell(tests):
-    """`test_fusion.py::test_a`, `::test_b`, `test_rows.py::test_c`: each file named once."""
-    groups = {}
-    for t in tests:
-        file, name = t.removeprefix("tests/").split("::", 1)
-        groups.setdefault(file, []).append(name)
-    return ", ".join(f"`{f}::{names[0]}`" + "".join(f", `::{n}`" for n in names[1:]) for f, names in groups.items())
+def section_name(key):
+    """'4.1' -> 'Sec. 4.1'; a named section ('Eq. 13', 'Algorithm 1') as it is."""
+    return f"Sec. {key}" if re.fullmatch(r"[\d.]+", key) else key
+
+
+def section_markers(key):
+    """The pytest markers of a section's tests: SECTION_MARKERS', else 'sec' and its number (4.1 -> sec4_1),
+    else its first word and number in lower case ('Algorithm 1' -> algorithm1)."""
+    if key in SECTION_MARKERS:
+        return tuple(SECTION_MARKERS[key])
+    if re.fullmatch(r"[\d.]+", key):
+        return ("sec" + key.replace(".", "_"),)
+    return ("".join(re.findall(r"[a-z0-9]+", " ".join(key.lower().split()[:2]))),)
+
+
+def _numbers(first, last):
+    return range(int(first), int(last or first) + 1)
+
+
+def label_markers(label):
+    """The markers an entry's label names: eqN for each equation number, '(8), (10)-(12)' included; tableN;
+    algN; the section of 'Sec. 4.1'; 'erratum'; for a label naming none of these, its first word ('export')."""
+    names = [f"eq{n}" for a, b in re.findall(r"\((\d+)\)(?:\s*-\s*\((\d+)\))?", label) for n in _numbers(a, b)]
+    names += [f"table{n}" for n in re.findall(r"\bTable (\d+)", label)]
+    names += [f"alg{n}" for n in re.findall(r"\bAlgorithm (\d+)", label)]
+    for sec in re.findall(r"\bSec\. (\d+(?:\.\d+)*)", label):
+        names += section_markers(sec)
+    if re.search(r"\berratum\b", label, re.I):
+        names.append("erratum")
+    if not names:
+        names.append(re.findall(r"[a-z0-9]+", label.lower())[0])
+    return tuple(dict.fromkeys(names))
+
+
+def entry_markers(entry):
+    """The pytest markers of every test `entry` names: its section's, then its label's."""
+    return tuple(dict.fromkeys(section_markers(entry.section) + label_markers(entry.label)))
+
+
+def markers(entries=ENTRIES):
+    """{marker: the tests (node ids, in map order) that carry it}. A test carries the markers of every entry
+    naming it; ``pytest -m NAME`` selects exactly ``markers()[NAME]``."""
+    out = {}
+    for e in entries:
+        for name in entry_markers(e):
+            tests = out.setdefault(name, [])
+            tests += [t for t in e.tests if t not in tests]
+    return out
+
+
+def marker_descriptions(entries=ENTRIES):
+    """{marker: one line for ``pytest --markers``}: the section, or the entries, whose tests carry it."""
+    titles, what = dict(SECTIONS), {}
+    for e in entries:
+        for name in section_markers(e.section):
+            what.setdefault(name, [f"{section_name(e.section)} ({titles.get(e.section, e.section)}), all of it"])
+    sections = set(what)
+    for e in entries:
+        for name in label_markers(e.label):
+            if name not in sections and e.label not in what.setdefault(name, []):
+                what[name].append(e.label)
+    return {name: "the tests numpy_dlra.paper_map names for " + "; ".join(w) for name, w in what.items()}
+
+
+def marked_tests(entries=ENTRIES):
+    """{test node id: the markers it carries}, for tests/conftest.py."""
+    out = {}
+    for name, tests in markers(entries).items():
+        for t in tests:
+            out.setdefault(t, []).append(name)
+    return out
+
+
+def selector(entry, entries=ENTRIES):
+    """A ``-m`` marker that selects exactly the tests `entry` names, or None if none of its markers does."""
+    found = markers(entries)
+    own = label_markers(entry.label) + section_markers(entry.section)  # the most specific first
+    return next((m for m in own if set(found[m]) == set(entry.tests)), None)
+
+
+def pytest_command(entry, entries=ENTRIES):
+    """The command that runs the tests `entry` names: ``pytest -m eq9``, else their node ids."""
+    if not entry.tests:
+        return ""
+    m = selector(entry, entries)
+    return f"pytest -m {m}" if m else "pytest " + " ".join(f"'{t}'" if "[" in t else t for t in entry.tests)
 
 
 def markdown_table(entries=ENTRIES):
-    """The map as a Markdown table: paper | reference | training runs | tests. Paths under numpy_dlra/, tests/."""
-    rows = ["| paper | reference | training runs | tests |", "|---|---|---|---|"]
+    """The map as a Markdown table: paper | reference | training runs | tests | markers. Paths under
+    numpy_dlra/; tests as full node ids, to paste after ``pytest``; ``pytest -m MARKER`` runs a marker's tests."""
+    rows = ["| paper | reference | training runs | tests | markers |", "|---|---|---|---|---|"]
     for e in entries:
         engine = "the same" if e.engine and e.engine == e.reference else _paths_cell(e.engine)
-        cells = [f"{e.label}: {e.title}", _paths_cell(e.reference), engine, _tests_cell(e.tests)]
+        tests = ", ".join(f"`{t}`" for t in e.tests) or "—"
+        cells = [f"{e.label}: {e.title}", _paths_cell(e.reference), engine, tests,
+                 ", ".join(f"`{m}`" for m in entry_markers(e))]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)

@@ -17,20 +17,12 @@ Expected output (2 cores, about 2 s; other BLAS builds may differ in the last di
     epoch 3: loss 0.7562, validation accuracy 79.80 %
     test accuracy 75.90 %
 """
-import sys
-from pathlib import Path
-
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-from numpy_dlra.data.datasets import load_dataset  # noqa: E402
-from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
-from numpy_dlra.nn.fast import add_gradient_noise  # noqa: E402
-from numpy_dlra.nn.optim import Adam  # noqa: E402
+from numpy_dlra.data.datasets import load_dataset
+from numpy_dlra.models.mlp import MLP, init_params
+from numpy_dlra.nn.fast import add_gradient_noise
+from numpy_dlra.nn.optim import Adam
 
 # %%
 # The network

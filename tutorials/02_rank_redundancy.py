@@ -38,21 +38,12 @@ Expected output (2 cores, about 4 s)::
       layer 6: W_hat 10 x 501, at least 491 of its 501 columns dependent
     a square W_hat carries the least guaranteed redundancy: DLRA shrinks the longer axis only
 """
-import sys
-from pathlib import Path
-
+import matplotlib.pyplot as plt
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra.data.datasets import load_dataset  # noqa: E402
-from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
-from numpy_dlra.nn.optim import Adam  # noqa: E402
+from numpy_dlra.data.datasets import load_dataset
+from numpy_dlra.models.mlp import MLP, init_params
+from numpy_dlra.nn.optim import Adam
 
 SLACK = 0.10  # tau as a fraction of sigma_max: Eq. (4)'s bound made independent of the weights' scale
 

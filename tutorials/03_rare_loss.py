@@ -44,19 +44,10 @@ Expected output (2 cores, about 1 s)::
     why one pair: bending every basis vector at once fights the task loss (the paper found it unstable);
     the nearest pair costs the task least, and once Eq. (13) merges it the next-closest pair is the target
 """
-import sys
-from pathlib import Path
-
+import matplotlib.pyplot as plt
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra import equations as eq  # noqa: E402
+from numpy_dlra import equations as eq
 
 # %%
 # The cosine matrix (Eq. 7)

@@ -37,19 +37,10 @@ Expected output (2 cores, about 1 s)::
     column Gram W'^T W': max change 0.000000; ||W'||_F 4.9384 -> 4.9384
     b_2 moved by 0.3: max |P W' - W| = 0.000000, |P b' - b| = 0.1664 = the bias off (1, r): 0.1664
 """
-import sys
-from pathlib import Path
-
+import matplotlib.pyplot as plt
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra import equations as eq  # noqa: E402
+from numpy_dlra import equations as eq
 
 rng = np.random.default_rng(4)
 

@@ -37,19 +37,10 @@ Expected output (2 cores, about 1 s)::
       1 - |cos| = 0.1247 x 1e-4 passes the cosine test; D_euc = 0.4994 fails the Euclidean test
     merge_criterion agrees with the table on all 10 pairs: True
 """
-import sys
-from pathlib import Path
-
+import matplotlib.pyplot as plt
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra import equations as eq  # noqa: E402
+from numpy_dlra import equations as eq
 
 # %%
 # Pairs of a given angle and length

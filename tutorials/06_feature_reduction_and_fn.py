@@ -34,23 +34,14 @@ Expected output (2 cores, about 1 s)::
       weight normalization:    columns 26.7558, rows 0.000000
     FN after a merge: ||W'||_F unchanged (6.2824 -> 6.2824), so FN's scale c = k g / ||W'||_F does not jump
 """
-import sys
-from pathlib import Path
-
+import matplotlib.pyplot as plt
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra import equations as eq  # noqa: E402
-from numpy_dlra.dlra.features import FeatureGroups  # noqa: E402
-from numpy_dlra.dlra.layer import LayerFactors  # noqa: E402
-from numpy_dlra.dlra.network import FactorizedMLP  # noqa: E402
-from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
+from numpy_dlra import equations as eq
+from numpy_dlra.dlra.features import FeatureGroups
+from numpy_dlra.dlra.layer import LayerFactors
+from numpy_dlra.dlra.network import FactorizedMLP
+from numpy_dlra.models.mlp import MLP, init_params
 
 # %%
 # The identity behind the reduction

@@ -48,18 +48,12 @@ Expected output (2 cores, about 20 s)::
       step  140  layer 4 rows  kept 215 dropped 470  1 - |cos| 9.75e-05  D_euc 0.0581  probe_change 0.0093
 """
 import json
-import sys
 from pathlib import Path
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
+import matplotlib.pyplot as plt
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra.experiments.config import TrainConfig  # noqa: E402
-from numpy_dlra.experiments.train import train  # noqa: E402
+from numpy_dlra.experiments.config import TrainConfig
+from numpy_dlra.experiments.train import train
 
 # %%
 # The two runs

@@ -41,22 +41,13 @@ Expected output (2 cores, about 7 s)::
     the trained dense last layer: singular values 1.77 1.68 1.65 1.60 1.51 1.45 1.36 1.34 1.22 1.14
     its truncated SVD, no retraining: rank 9 69.60 %, rank 4 52.90 %, rank 2 33.30 %, rank 1 19.90 %
 """
-import sys
-from pathlib import Path
-
+import matplotlib.pyplot as plt
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra import equations as eq  # noqa: E402
-from numpy_dlra.data.datasets import load_dataset  # noqa: E402
-from numpy_dlra.models.mlp import MLP, init_params  # noqa: E402
-from numpy_dlra.nn.optim import Adam  # noqa: E402
+from numpy_dlra import equations as eq
+from numpy_dlra.data.datasets import load_dataset
+from numpy_dlra.models.mlp import MLP, init_params
+from numpy_dlra.nn.optim import Adam
 
 # %%
 # The rank bound

@@ -76,25 +76,19 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from numpy_dlra.data.datasets import load_embedded  # noqa: E402
-from numpy_dlra.data.own import from_arrays  # noqa: E402
-from numpy_dlra.dlra.algorithm1 import train_step  # noqa: E402
-from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules  # noqa: E402
-from numpy_dlra.experiments.build import build_model  # noqa: E402
-from numpy_dlra.experiments.config import TrainConfig  # noqa: E402
-from numpy_dlra.experiments.export import export_run  # noqa: E402
-from numpy_dlra.experiments.train import make_rngs, train  # noqa: E402
-from numpy_dlra.models.mlp import MLP  # noqa: E402
-from numpy_dlra.nn.optim import Adam  # noqa: E402
+from numpy_dlra.data.datasets import load_embedded
+from numpy_dlra.data.own import from_arrays
+from numpy_dlra.dlra.algorithm1 import train_step
+from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules
+from numpy_dlra.experiments.build import build_model
+from numpy_dlra.experiments.config import TrainConfig
+from numpy_dlra.experiments.export import export_run
+from numpy_dlra.experiments.train import make_rngs, train
+from numpy_dlra.models.mlp import MLP
+from numpy_dlra.nn.optim import Adam
 
 RUN = Path("tutorial09_run")
 if RUN.is_dir():  # the folder left by an earlier run of this script

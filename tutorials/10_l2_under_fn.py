@@ -42,8 +42,6 @@ Expected output (2 cores, about 30 s)::
       epoch 6: test 71.50 %, ||W'_2||_F 8.90, c_2 3.28, turn per step 0.5431 degrees
 """
 import os
-import sys
-from pathlib import Path
 
 # One BLAS thread unless you say otherwise: at these sizes a second thread gains little, and on a busy machine
 # the threads wait for each other (set before NumPy loads OpenBLAS).
@@ -51,11 +49,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-
-try:  # a plain run, from any folder: the checkout's root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-except NameError:  # Jupyter and sphinx-gallery define no __file__; they run in tutorials/
-    sys.path.insert(0, str(Path.cwd().parent))
 
 from numpy_dlra.data.datasets import load_dataset  # noqa: E402
 from numpy_dlra.dlra.algorithm1 import train_step  # noqa: E402

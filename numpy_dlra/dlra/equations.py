@@ -9,8 +9,9 @@ trainable, P (m x m') and Q (n' x n) fixed. "Columns" are input coordinates, "ro
 
 Erratum. The printed Eq. (11) replaces the kept row of Q by (q_i + q_j r) / s, where w_i = r w_j
 is the dropped column. That does not preserve W' Q; the function-preserving row is
-(r q_i + q_j) / s (see `fuse_columns` and tests/test_equations.py::test_printed_eq11_is_wrong_and_the_corrected_form_holds).
-Likewise Eq. (8) should read x'_k = (r x_d + x_k) / s.
+(r q_i + q_j) / s (see `fuse_columns`; tests/test_erratum.py shows, for any W', Q and r, that the
+printed row misses W' Q by (r - 1) w_j (q_i - q_j)). Likewise Eq. (8) should read
+x'_k = (r x_d + x_k) / s.
 """
 import math
 
@@ -168,18 +169,22 @@ def fusion_ratio(w_d, w_k, ratio="lstsq"):
 
 
 def fuse_columns(W, Q, i, j, ratio="lstsq"):
-    """Paper Eqs. (8)-(12), corrected: fuse columns i and j of W' (m x n'), adjusting Q (n' x n).
+    """Paper Eqs. (8)-(12), corrected: fuse columns i and j of W' (m' x n'), adjusting Q (n' x n).
 
-    The shorter of the two columns is kept (k), the other dropped (d); with w_d = r w_k and
-    s = sqrt(r^2 + 1):
-        W'_new = W' without column d, column k scaled by s            (m x (n'-1))
+    i and j are unordered (unlike the paper's i, dropped, and j, kept): the shorter of the two
+    columns is kept (k), the other dropped (d); on a tie i is kept. With w_d = r w_k (r by
+    `fusion_ratio`, Eq. 9) and s = sqrt(r^2 + 1):
+        W'_new = W' without column d, column k scaled by s            (m' x (n'-1))
         Q_new  = Q without row d, row k replaced by (r q_d + q_k) / s  ((n'-1) x n)
+    The kept column is column k - (d < k) of W'_new (row k - (d < k) of Q_new); k is whichever of
+    i, j has the smaller norm ||W'[:, i]||, ||W'[:, j]||, i on a tie.
     For exactly parallel columns W'_new Q_new = W' Q, and the row Gram W' W'^T and ||W'||_F are
     unchanged. (The printed Eq. (11) has (q_d + r q_k) / s, which is wrong: see module docstring.)
+    :func:`fuse_rows` is the same for rows, with P in place of Q and the bias b' alongside.
 
     Returns
     -------
-    (W_new, Q_new)
+    (W'_new, Q_new)
     """
     k, d = (i, j) if _norm(W[:, i]) <= _norm(W[:, j]) else (j, i)
     r = fusion_ratio(W[:, d], W[:, k], ratio)
@@ -192,18 +197,27 @@ def fuse_columns(W, Q, i, j, ratio="lstsq"):
 
 
 def fuse_rows(W, b, P, i, j, ratio="lstsq", row_vectors="w"):
-    """The mirror of :func:`fuse_columns` for rows i, j of W' (paper Sec. 4.1), with the bias.
+    """Paper Sec. 4.1, the mirror of :func:`fuse_columns`: fuse rows i and j of W' (m' x n') and their
+    biases b' (m',), adjusting P (m x m').
 
-    W' (m' x n'), b' (m',), P (m x m'). The pair is a pair of rows of W', the vectors RaRe(W'^T)
-    of Eq. (16) acts on. The shorter row is kept (k), the other dropped (d); with w_d = r w_k
-    (r from the rows of W') and s = sqrt(r^2 + 1):
+    A row of W' carries its bias, so b' comes with it (before P; a column has none, so fuse_columns
+    takes W' and Q alone). The pair is a pair of rows of W', the vectors RaRe(W'^T) of Eq. (16) acts
+    on. i and j are unordered, as in fuse_columns: the shorter of the two rows is kept (k), the other
+    dropped (d); on a tie i is kept. With w_d = r w_k (r by `fusion_ratio` from the rows of W') and
+    s = sqrt(r^2 + 1):
         W'_new = W' without row d, row k scaled by s                  ((m'-1) x n')
         b'_new = b' without entry d, b_k <- (r b_d + b_k) / s         ((m'-1),)  least squares
         P_new  = P without column d, column k = (r p_d + p_k) / s     (m x (m'-1))
+    The kept row is row k - (d < k) of W'_new (entry k - (d < k) of b'_new, column k - (d < k) of
+    P_new); k is whichever of i, j has the smaller norm ||W'[i]||, ||W'[j]||, i on a tie.
     For w_d = r w_k and b_d = r b_k, P_new (W'_new x + b'_new) = P (W' x + b') for every x.
     ``row_vectors="wb"`` is the earlier reading: the pair, k, d and r are those of the augmented
-    rows [w', b'], and [w_k, b_k] <- s [w_k, b_k] (the same result when [w_d, b_d] = r [w_k, b_k]).
-    Returns (W_new, b_new, P_new).
+    rows [w', b'] (k the shorter [w', b']), and [w_k, b_k] <- s [w_k, b_k] (the same result when
+    [w_d, b_d] = r [w_k, b_k]).
+
+    Returns
+    -------
+    (W'_new, b'_new, P_new)
     """
     xp = array_module(W)
     if row_vectors == "wb":

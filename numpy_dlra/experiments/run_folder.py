@@ -10,9 +10,10 @@
 - ``summary.json``   at the end.
 
 Every whole-file write is atomic (a temporary file renamed over the old one), so a run killed at
-any moment leaves the previous checkpoint or the new one, never a torn file; metrics.jsonl and
-a resumed run rewrites metrics.jsonl from the checkpoint's history and keeps of merges.jsonl the
-lines up to the checkpoint's step (a torn last line is dropped).
+any moment leaves the previous checkpoint or the new one, never a torn file. metrics.jsonl and
+merges.jsonl grow by appended lines as the run trains; a resumed run rewrites metrics.jsonl from
+the checkpoint's history and keeps of merges.jsonl the lines up to the checkpoint's step (a torn
+last line is dropped).
 - The checkpoint carries the sha256 of its arrays, and the one before it is kept as
   ``checkpoint.prev.npz``: a corrupt or missing checkpoint is detected and the previous one used,
   with a warning.

@@ -5,6 +5,9 @@
 - conv       convolution, 2x2 max pooling, flatten (the fixed-rank baseline's CNN);
 - lowrank    the fixed-rank layer B (C x) + b (Sainath et al. 2013);
 - losses     softmax cross-entropy, the L2 term (Eq. 17);
-- optim      Adam and annealed gradient noise (Sec. 5);
+- optim      Adam and annealed gradient noise (Sec. 5), in their textbook form;
+- fast       the forms training runs: Adam's step and the noise in place, blocked for the CPU's cache,
+             bitwise the textbook ones (not ops: functions over the parameter arrays);
+- kernels    fused GPU kernels for those (one launch per array), used by fast on CuPy arrays;
 - gradcheck  central-difference gradient checks (the tests' tool).
 """

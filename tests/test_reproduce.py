@@ -89,6 +89,16 @@ def test_methods_restricts_the_runs(tmp_path, capsys):
     assert json.loads((tmp_path / "m" / "runs" / "dlra-seed0" / "config.json").read_text())["l2_on"] == "dense"
 
 
+def test_the_runner_says_each_epoch_as_it_finishes(tmp_path):
+    from numpy_dlra.experiments.config import TrainConfig
+    from numpy_dlra.experiments.runner import _local
+
+    said = []
+    cfg = TrainConfig(data="embedded", epochs=2, sizes=(784, 8, 10), batch_size=500)
+    assert _local(cfg, tmp_path / "runs" / "b", 1, said.append, poll=0.05) == 0
+    assert [s.split(": ", 1)[1].split(",")[0] for s in said] == ["epoch 1/2", "epoch 2/2", "done"], said
+
+
 def test_statistics_are_the_papers():
     runs = [[{"test_acc": a, "compression": 0, "params": 1, "flops_per_sample": 2, "epoch": i + 1, "layers": []}
              for i, a in enumerate(accs)] for accs in ([80] * 5 + [90, 91, 92, 93, 94], [80] * 10)]

@@ -12,6 +12,7 @@ an interrupted one from its checkpoint, so a killed runner loses nothing finishe
   set as their cores allow). A task whose worker dies is retried, and resumes from its checkpoint.
 """
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -49,13 +50,40 @@ def train_argv(cfg, folder):
     return argv
 
 
-def _local(cfg, folder, threads, log):
+def _local(cfg, folder, threads, log, poll=2.0):
+    """Train one run in its own process; while it runs, say each epoch it finishes (from its metrics.jsonl)."""
     env = dict(os.environ, **{k: str(threads) for k in THREAD_VARS})
     Path(folder).parent.mkdir(parents=True, exist_ok=True)
+    metrics, seen = Path(folder) / "metrics.jsonl", _epochs_done(Path(folder) / "metrics.jsonl")
     with open(Path(folder).parent / f"{Path(folder).name}.log", "a") as out:
-        rc = subprocess.run(train_argv(cfg, folder), env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(train_argv(cfg, folder), env=env, stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                rc = proc.wait(timeout=poll)
+            except subprocess.TimeoutExpired:
+                rc = None
+            for rec in _epochs_done(metrics)[len(seen):]:
+                log(f"{folder}: epoch {rec['epoch']}/{cfg.epochs}, test {rec['test_acc']:.2f} %, {rec['seconds']:.0f} s")
+                seen.append(rec)
+            if rc is not None:
+                break
     log(f"{folder}: {'done' if rc == 0 else f'failed (exit {rc}; see {folder}.log)'}")
     return rc
+
+
+def _epochs_done(metrics):
+    """The records of a run's metrics.jsonl so far (a line still being written is left for the next look)."""
+    out = []
+    try:
+        lines = metrics.read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            break
+    return out
 
 
 def threads_per_job(jobs):

@@ -41,7 +41,7 @@ W', never the first layer's columns (pixels) nor the last layer's rows (classes)
 Run ``python tutorials/09_your_own_network.py`` from any folder, or cell by cell in Jupyter or
 VS Code; the data and runs go to ``./tutorial09_run/`` and the figure appears inline.
 
-Expected output (2 cores, about 25 s)::
+Expected output (2 cores, about 11 s)::
 
     mine.npz: x_train (2500, 14, 14) uint8, y_train (2500,) uint8, x_test (500, 14, 14) uint8, y_test (500,) uint8; 5 classes
     numpy-dlra train --method baseline: sizes 196,500,500,500,500,500,5, test 75.40 %, 0.00 % compression, 0 merges, shapes 500x196 500x500 500x500 500x500 500x500 5x500

@@ -68,6 +68,8 @@ def test_every_validated_field_is_covered_above():
 def test_a_bad_recorded_input_shape_names_its_config_key():
     with pytest.raises(ConfigError, match=r"^config key input_shape \(0, 5\): must be"):
         TrainConfig(input_shape=(0, 5))
+    with pytest.raises(ConfigError, match=r"^config key input_shape \(14, 14, 1\): fashion-mnist's images are"):
+        TrainConfig(input_shape=(14, 14, 1))
     with pytest.raises(ConfigError, match="^--sizes .*input width 196"):
         TrainConfig(data="mine.npz", input_shape=(14, 14, 1), sizes=(784, 5))
 

@@ -220,6 +220,7 @@ class TrainConfig:
             (h, w, c), classes = DATASETS.get(self.dataset, ((28, 28, 1), 10))
             need(self.sizes[0] == h * w * c and self.sizes[-1] == classes, "sizes",
                  f"{self.dataset} needs input width {h * w * c} and output width {classes}")
+            need(self.input_shape == (h, w, c), "input_shape", f"{self.dataset}'s images are {(h, w, c)}")
         elif self.input_shape is not None:
             need(self.sizes[0] == math.prod(self.input_shape), "sizes",
                  f"the data's examples have shape {self.input_shape}: input width {math.prod(self.input_shape)}")

@@ -186,9 +186,11 @@ def table(directories, log=print, plot=None):
         except (OSError, ValueError):
             raise UserError(f"{d}: no results.json there; give folders written by `numpy-dlra controls`") from None
     acc, count = {k: [] for k, _, _ in ARMS}, {k: [] for k, _, _ in ARMS}
-    for r in results:
+    for d, r in zip(directories, results):
         runs = {"dlra": (r["dlra_run"], r["counts"]["wprime"]), "baseline": (r["baseline_run"], r["counts"]["dense"])}
-        runs |= {k: (a["run"], a["count"]) for k, a in r["arms"].items() if "run" in a}
+        # an arm's run beside results.json (a copied folder) before the path it was trained at
+        runs |= {k: (Path(d) / k if (Path(d) / k).is_dir() else a["run"], a["count"]) for k, a in r["arms"].items()
+                 if "run" in a}
         for k, a in r["arms"].items():
             if "test_acc" in a:
                 acc[k].append(a["test_acc"])

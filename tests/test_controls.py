@@ -81,7 +81,7 @@ def test_controls_train_at_dlras_sizes_and_the_table_reads_them(runs, capsys):
     capsys.readouterr()
     assert main(["analyze", "controls", str(out), "--plot", str(out / "c.png")]) == 0
     text = capsys.readouterr().out
-    assert "| DLRA itself | W' (exported) | 1 |" in text and "| the same, fine-tuned | exported | 1 |" in text
+    assert "| DLRA itself | its own (W') | 1 |" in text and "| the same, fine-tuned | exported | 1 |" in text
     assert (out / "c.png").is_file()
 
 

@@ -160,7 +160,7 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
 
 
 ARMS = (  # (key, label, which count it matches), in the table's order
-    ("dlra", "DLRA itself", "W' (exported)"),
+    ("dlra", "DLRA itself", "its own (W')"),
     ("scratch-dense", "dense MLP of the exported widths, from scratch", "exported"),
     ("scratch-fn", "the same with FN, from scratch", "exported"),
     ("pruned-l1", "baseline pruned to the exported widths (l1 of incoming weights), as is", "exported"),
@@ -205,7 +205,7 @@ def table(directories, log=print, plot=None):
              "|---|---|---|---|---|---|"]
     for k, label, which in ARMS:
         if not acc[k]:
-            lines.append(f"| {label} | {which} | 0 | not run yet | | |")
+            lines.append(f"| {label} | {which} | 0 | no finished run found | | |")
             continue
         m, sd = tables.mean_std(acc[k])
         p = None if k == "dlra" else tables.welch_p(acc["dlra"], acc[k])

@@ -59,7 +59,7 @@ def test_flatten_round_trip(rng):
 
 @pytest.mark.parametrize("rank", [0, 2])
 def test_whole_cnn_gradient(rng, rank):
-    model = CNN(input_shape=(8, 7, 2), n_classes=3, filters=3, hidden=5, rank=rank)
+    model = CNN(input_shape=(8, 7, 2), n_classes=3, widths=(3, 3, 5), rank=rank)
     params = model.init_params(rng, np.float64)
     assert model.param_count() == sum(p.size for p in params.values())
     x, y = rng.standard_normal((4, 8 * 7 * 2)), rng.integers(0, 3, 4)

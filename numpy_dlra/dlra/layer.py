@@ -141,14 +141,26 @@ class FactorizedLayer:
     def fusable_axes(self):
         return fusable_axes(*self.shape(), self.first, self.last, self.classes)
 
+    def n_weights(self):
+        """The entries of W' (m' n' here; a convolution's W' has more entries than m' times its columns)."""
+        m, n = self.shape()
+        return m * n
+
+    def view(self, a, axis):
+        """An array shaped like W' (W' itself, its gradient or Adam's moments) with the vectors of `axis` as the
+        columns of a view: "cols", a itself (m', n'); "rows", a^T (n', m')."""
+        return a if axis == "cols" else a.T
+
+    def drop(self, a, d, axis):
+        """An array shaped like W' without vector d of `axis` ("cols" or "rows"), fresh and contiguous."""
+        return _delete(a, d, 1 if axis == "cols" else 0)
+
     def vectors(self, params, kind):
         """The vectors compared on `kind`, as the columns of a (view of a) matrix: "cols": W' (m', n');
         "rows": W'^T (n', m'); "rows+b": [W', b']^T (n'+1, m')."""
         W = params[self.keys["W"]]
-        if kind == "cols":
-            return W
-        if kind == "rows":
-            return W.T
+        if kind in ("cols", "rows"):
+            return self.view(W, kind)
         return array_module(W).concatenate([W, params[self.keys["b"]][:, None]], axis=1).T
 
     def c_fn(self, params):
@@ -181,17 +193,19 @@ class FactorizedLayer:
         s = math.sqrt(r * r + 1.0)
         for name in [self.keys["W"]] if cols else [self.keys["W"], self.keys["b"]]:
             p, m, v = params[name], opt_state["m"][name], opt_state["v"][name]
-            by_col = cols and p.ndim == 2
-            p_, m_, v_ = (a.T if by_col else a for a in (p, m, v))  # views: the merged vectors along axis 0
+            if p.ndim == 1:  # b': its entries are the rows
+                p_, m_, v_, drop = p, m, v, lambda a: _delete(a, d, 0)  # noqa: E731
+            else:  # views with the merged vectors along axis 0
+                p_, m_, v_ = (self.view(a, axis).T for a in (p, m, v))
+                drop = lambda a: self.drop(a, d, axis)  # noqa: E731
             dt = p.dtype.type
             if p.ndim == 1:  # b'
                 BIAS[rules.row_vectors](p_, k, d, r, s, dt)
             else:
                 p_[k] *= dt(s)  # Eq. (10): the kept vector scaled by s
             MOMENTS[rules.adam_merge](m_, v_, k, d, r, s, dt)
-            ax = 1 if by_col else 0
-            params[name] = _delete(p, d, ax)
-            opt_state["m"][name], opt_state["v"][name] = _delete(m, d, ax), _delete(v, d, ax)
+            params[name] = drop(p)
+            opt_state["m"][name], opt_state["v"][name] = drop(m), drop(v)
         (self.factors.fuse_columns if cols else self.factors.fuse_rows)(k, d, r, s)  # Eq. (11) on Q, or its mirror on P
         return r, s
 
@@ -278,7 +292,7 @@ class FactorizedLayer:
                "k": self.k, "P": f.dense_P(mp), "Q": f.dense_Q(np_)}
         if opt_state is not None:
             for mom in ("m", "v"):
-                out[mom] = {n: host(opt_state[mom][key]).reshape(() if n == "g" else -1 if n == "b" else (mp, np_))
+                out[mom] = {n: host(opt_state[mom][key]).reshape(() if n == "g" else -1 if n == "b" else out["W"].shape)
                             for n, key in self.keys.items()}
         return out
 
@@ -290,8 +304,7 @@ class FactorizedLayer:
 
     def param_count(self):
         """W', b' and, with FN, the gain g. P and Q are not trainable and not counted (Sec. 4.1)."""
-        m, n = self.shape()
-        return m * n + m + (1 if self.k is not None else 0)
+        return self.n_weights() + self.shape()[0] + (1 if self.k is not None else 0)
 
 
 def _pq_weights(factors, m_prime, n_prime, xp, dtype):

@@ -36,10 +36,14 @@ class FactorizedMLP(Classifier):
             raise ValueError(f"l2_on {l2_on!r}: choose one of {', '.join(L2_READINGS)}")
         self.sizes, self.dropout = tuple(sizes), float(dropout)
         self.xp, self.dtype, self.l2_on = xp, np.dtype(dtype), l2_on
-        L = len(self.sizes) - 1
-        self.layers = [FactorizedLayer(l, L, f, fn_k[l - 1] if fn_k else None, self.sizes[-1])
-                       for l, f in enumerate(factors, start=1)]
+        self.layers = self._make_layers(factors, fn_k)
         self.rebuild()
+
+    def _make_layers(self, factors, fn_k):
+        """One :class:`.layer.FactorizedLayer` per P, Q pair (FactorizedCNN makes convolutions of the first ones)."""
+        L = len(factors)
+        return [FactorizedLayer(l, L, f, fn_k[l - 1] if fn_k else None, self.sizes[-1])
+                for l, f in enumerate(factors, start=1)]
 
     @classmethod
     def from_dense(cls, dense, sizes, dropout, fn=True, xp=np, l2_on="w"):

@@ -74,11 +74,13 @@ def closest_pair(G, out=None):
     return min(i, j), max(i, j), float(C[i, j])
 
 
-def _gram(W, axis, cache):
-    """W'^T W' (n', n') for "cols", W' W'^T (m', m') for "rows", computed once per `cache` dict.
+def _gram(layer, W, axis, cache):
+    """V^T V for the vectors V of `axis` (the layer's view of W'): W'^T W' (n', n') for "cols" (a convolution's
+    columns may be whole channels), W' W'^T (m', m') for "rows"; computed once per `cache` dict.
     NumPy computes a product of a matrix with its own transpose by BLAS syrk: half a GEMM."""
     if axis not in cache:
-        cache[axis] = W.T @ W if axis == "cols" else W @ W.T
+        V = layer.view(W, "cols")
+        cache[axis] = V.T @ V if axis == "cols" else W @ W.T  # (n', n') or (m', m')
     return cache[axis]
 
 
@@ -126,15 +128,16 @@ class ClosestPairs:
                 continue
             for k in ("cols", "rows", "rows+b"):
                 self.pairs.pop((l, k), None)
-            keys = self.model.layers[l - 1].keys
+            layer = self.model.layers[l - 1]
+            keys = layer.keys
             W, grams = params[keys["W"]], {}
             for k in kinds:
                 if k == "rows+b":  # the Gram of the rows of [W', b']: W' W'^T + b' b'^T
                     b = params[keys["b"]]
                     G = array_module(W).multiply(b[:, None], b[None, :], out=self._buffer((len(b), len(b)), W.dtype))
-                    G += _gram(W, "rows", grams)
+                    G += _gram(layer, W, "rows", grams)
                 else:
-                    G = _gram(W, k, grams)
+                    G = _gram(layer, W, k, grams)
                 i, j, c = closest_pair(G, out=self._buffer(G.shape, G.dtype, 1))
                 self.pairs[(l, k)] = (i, j, c, math.sqrt(max(float(G[i, i]), 0.0)), math.sqrt(max(float(G[j, j]), 0.0)))
 

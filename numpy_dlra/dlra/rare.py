@@ -20,12 +20,11 @@ def rare_term(pairs, params, grads):
     """
     model, lambda1 = pairs.model, pairs.rules.lambda1
     L = model.n_layers
-    sizes = {l: model.shape(l) for l in range(1, L + 1)}
-    c_tot = sum(m * n for m, n in sizes.values())
+    sizes = {l: model.layers[l - 1].n_weights() for l in range(1, L + 1)}  # m'n', the entries of W'
+    c_tot = sum(sizes.values())
     total = 0.0
     for l in range(1, L + 1):
-        m, n = sizes[l]
-        weight = m * n / (2.0 * c_tot)
+        weight = sizes[l] / (2.0 * c_tot)
         for axis in pairs.rare_axes(l):
             if (l, axis) not in pairs.pairs:  # fewer than two vectors: RaRe is 0
                 continue
@@ -36,7 +35,7 @@ def rare_term(pairs, params, grads):
             layer = model.layers[l - 1]
             V = layer.vectors(params, axis)  # (dim, n): the axis' vectors as columns, a view
             gW = grads[layer.keys["W"]]
-            gV = gW if axis == "cols" else gW.T  # a view: updates grads
+            gV = layer.view(gW, axis)  # a view: updates grads
             a = lambda1 * weight * -2.0 * cos
             wi, wj = V[:, i].copy(), V[:, j].copy()
             gV[:, i] += (a / (ni * nj)) * wj - (a * cos / ni**2) * wi  # -2 cos (w_j/(|w_i||w_j|) - cos w_i/|w_i|^2)

@@ -64,10 +64,28 @@ class DenseLayer:
         """FN(W') = c W' (Eq. 15), (m', n')."""
         return eq.frobenius_normalize(self.W, self.k, self.g)
 
+    def cols(self, a):
+        """An array shaped like W' with its columns as the columns of a matrix (here: itself)."""
+        return a
+
+    def uncols(self, v):
+        """The inverse of :meth:`cols`."""
+        return v
+
     def vectors(self, kind):
         """The network's vectors on `kind`, as columns: c W' ("cols") or (c W')^T ("rows")."""
         A = self.weight()
-        return A if kind == "cols" else A.T
+        return self.cols(A) if kind == "cols" else A.T
+
+    def apply(self, h):
+        """Eq. (1) with Eq. (15): z = P (c W' Q h + b'), h (B, n) -> z (B, m)."""
+        return (h @ self.Q.T @ self.weight().T + self.b) @ self.P.T  # (B, n) -> (B, n') -> (B, m') -> (B, m)
+
+    def backprop(self, dz, h):
+        """Given dL/dz (B, m) and the input h (B, n): (dL/dh (B, n), dL/dFN(W') (m', n'), dL/db' (m',))."""
+        du = dz @ self.P  # dL/d(c W' Q h + b'), (B, m')
+        dA = du.T @ (h @ self.Q.T)  # (m', B) @ (B, n') -> (m', n')
+        return du @ self.weight() @ self.Q, dA, du.sum(axis=0)
 
     def to_dense(self):
         """(P FN(W') Q (m, n), P b' (m,))."""
@@ -78,8 +96,10 @@ class DenseLayer:
         and carry Adam's moments: m_k <- (r m_d + m_k)/s, v_k <- (r^2 v_d + v_k)/s^2, entry d removed."""
         W = self.W
         if axis == "cols":
-            r = eq.fusion_ratio(W[:, d], W[:, k], "lstsq")  # Eq. (9)
-            self.W, self.Q = eq.fuse_columns(W, self.Q, k, d, "lstsq")  # Eqs. (10)-(11)
+            V = self.cols(W)  # the columns of W' as vectors
+            r = eq.fusion_ratio(V[:, d], V[:, k], "lstsq")  # Eq. (9)
+            V, self.Q = eq.fuse_columns(V, self.Q, k, d, "lstsq")  # Eqs. (10)-(11)
+            self.W = self.uncols(V)
         else:
             r = eq.fusion_ratio(W[d], W[k], "lstsq")
             self.W, self.b, self.P = eq.fuse_rows(W, self.b, self.P, k, d, "lstsq")
@@ -87,10 +107,10 @@ class DenseLayer:
         for name in ["W"] if axis == "cols" else ["W", "b"]:
             for moments, w_d, w_k in ((self.m, r / s, 1.0 / s), (self.v, r * r / (s * s), 1.0 / (s * s))):
                 by_col = axis == "cols" and moments[name].ndim == 2
-                a = (moments[name].T if by_col else moments[name]).copy()  # the merged vectors along axis 0
+                a = (self.cols(moments[name]).T if by_col else moments[name]).copy()  # the merged vectors along axis 0
                 a[k] = w_d * a[d] + w_k * a[k]
                 a = np.delete(a, d, axis=0)
-                moments[name] = np.ascontiguousarray(a.T) if by_col else a
+                moments[name] = self.uncols(np.ascontiguousarray(a.T)) if by_col else a
         return r, s
 
 
@@ -107,10 +127,10 @@ def forward(net, x):
     last layer has no ReLU. x (B, n_0); returns the logits (B, C) and what backward needs."""
     hs, zs = [x], []
     for layer in net.layers:
-        A = layer.weight()  # FN(W'), (m', n')
-        z = (hs[-1] @ layer.Q.T @ A.T + layer.b) @ layer.P.T  # (B, n) -> (B, n') -> (B, m') -> (B, m)
+        z = layer.apply(hs[-1])  # (B, n) -> (B, m)
         zs.append(z)
-        hs.append(z if layer.last else np.maximum(z, 0.0))
+        h = z if layer.last else np.maximum(z, 0.0)
+        hs.append(layer.pool(h) if getattr(layer, "pooled", False) else h)  # 2 x 2 max pooling (a convolution's)
     return hs[-1], (hs, zs)
 
 
@@ -124,26 +144,27 @@ def loss_and_grads(net, x, y, lambda1, lambda2):
     p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)  # softmax, (B, C)
     B = len(y)
     task = float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(B), y]))  # cross-entropy
-    rare = eq.rare_loss_total([layer.W for layer in layers])  # Eq. (16)
+    c_tot = sum(layer.W.size for layer in layers)
+    rare = sum(layer.W.size * (eq.rare(layer.cols(layer.W)) + eq.rare(layer.W.T)) for layer in layers) / (2 * c_tot)  # Eq. (16)
     l2 = sum(float((layer.W * layer.W).sum()) for layer in layers) / L  # Eq. (17) on W'
     grads = {}
     dz = p.copy()
     dz[np.arange(B), y] -= 1.0
     dz /= B  # dL_task/dlogits, (B, C)
-    c_tot = sum(layer.W.size for layer in layers)
     for l in reversed(range(L)):
         layer = layers[l]
+        if getattr(layer, "pooled", False):
+            dz = layer.unpool(dz, zs[l])  # through the max pooling, to the maxima
         if not layer.last:
             dz = dz * (zs[l] > 0)  # ReLU'
-        du = dz @ layer.P  # dL/d(c W' Q h + b'), (B, m')
-        hq = hs[l] @ layer.Q.T  # Q h, (B, n')
-        dA = du.T @ hq  # dL/dFN(W'), (m', n')
+        dz_prev, dA, db = layer.backprop(dz, hs[l])  # dL/dh_{l-1} (B, n), dL/dFN(W') (m', n'), dL/db'
         dW, dg = eq.frobenius_normalize_backward(dA, layer.W, layer.k, layer.g)
         W = layer.W
         weight = W.size / (2.0 * c_tot)  # Eq. (16)'s weight of layer l
-        dW = dW + lambda1 * weight * (eq.rare_grad(W) + eq.rare_grad(W.T).T) + lambda2 * 2.0 * W / L
-        grads[("W", l)], grads[("b", l)], grads[("g", l)] = dW, du.sum(axis=0), np.array(dg)
-        dz = du @ layer.weight() @ layer.Q  # dL/dh_{l-1}, (B, n)
+        rare_cols = layer.uncols(eq.rare_grad(layer.cols(W)))  # on the columns of W' as vectors
+        dW = dW + lambda1 * weight * (rare_cols + eq.rare_grad(W.T).T) + lambda2 * 2.0 * W / L
+        grads[("W", l)], grads[("b", l)], grads[("g", l)] = dW, db, np.array(dg)
+        dz = dz_prev
     return task + lambda1 * rare + lambda2 * l2, grads
 
 
@@ -198,3 +219,91 @@ def train_step(net, x, y, lambda1=20.0, lambda2=0.1, lr=1e-3, tau_cos=1e-4, tau_
     for layer in net.layers:
         merges += [(layer.l, *m) for m in merge(layer, tau_cos, tau_euc)]
     return loss, merges
+
+
+class ConvDenseLayer(DenseLayer):
+    """A kh x kw "valid" convolution (stride 1) on (H, W, C) images, held densely: W = P FN(W') Q, the kernel as the
+    paper's C_o x (kh kw C_i) matrix (end of Sec. 4; :mod:`numpy_dlra.dlra.conv_layer` for the two readings of a
+    column). Activations are flat, (B, H W C) in (h, w, c) order; the layer reads the patches of its input through
+    a table of indices and writes (B, Ho Wo C_o), then 2 x 2 max pooling when ``pooled``.
+
+    "coord": W' (m', n'), Q (n', kh kw C); "channel": W' (m', kh kw n') in (h, w, c) order, Q (n', C) on the channels,
+    so that the layer's Q over the patch is I_{kh kw} (x) Q. Takes the engine's layer's ``arrays()`` and its geometry.
+    """
+
+    def __init__(self, l, n_layers, classes, W, b, g, k, P, Q, m=None, v=None, *, kernel, image, channels, pooled=False,
+                 columns="channel", axes="longer"):
+        super().__init__(l, n_layers, classes, W, b, g, k, P, Q, m, v)
+        self.kernel, self.image, self.channels, self.pooled = tuple(kernel), tuple(image), channels, pooled
+        self.columns, self.axes = columns, axes
+        (H, W_), (kh, kw) = self.image, self.kernel
+        self.out = (H - kh + 1, W_ - kw + 1)
+        pos = np.arange(H * W_ * channels).reshape(H, W_, channels)
+        self.idx = np.array([pos[i:i + kh, j:j + kw].reshape(-1) for i in range(self.out[0]) for j in range(self.out[1])])
+
+    @classmethod
+    def from_layer(cls, layer, a, n_layers, classes, channels):
+        """From an engine ConvLayer (its geometry) and the dict `a` of ``arrays()``, copied."""
+        base = DenseLayer.from_arrays(a, layer.l, n_layers, classes)
+        return cls(layer.l, n_layers, classes, base.W, base.b, base.g, base.k, base.P, base.Q, base.m, base.v,
+                   kernel=layer.kernel, image=layer.image, channels=channels, pooled=layer.pool, columns=layer.columns,
+                   axes=layer.axes)
+
+    def cols(self, a):
+        """"channel": a (m', kh kw n') viewed as (m' kh kw, n'), column c every weight that reads channel c."""
+        return a if self.columns == "coord" else a.reshape(-1, a.shape[1] // (self.kernel[0] * self.kernel[1]))
+
+    def uncols(self, v):
+        return v if self.columns == "coord" else v.reshape(self.P.shape[1], -1)
+
+    def fusable_axes(self):
+        if self.axes == "longer":
+            return eq.fusable_axes(self.P.shape[1], self.Q.shape[0], self.first, self.last, self.classes)
+        return [a for a, ok in (("cols", not self.first and self.Q.shape[0] > 1), ("rows", self.P.shape[1] > 1)) if ok]
+
+    def to_dense(self):
+        """(P FN(W') Q (C_o, kh kw C), P b' (C_o,)): the kernel as a matrix, Q over the patch."""
+        return self.P @ self.weight() @ self.Q_patch(), self.P @ self.b
+
+    def Q_patch(self):
+        """Q over a patch, (n' or kh kw n', kh kw C)."""
+        return self.Q if self.columns == "coord" else np.kron(np.eye(self.kernel[0] * self.kernel[1]), self.Q)
+
+    def apply(self, h):
+        """z[b, p, o] = sum_e W[o, e] patch_p(h_b)[e] + (P b')[o]: (B, H W C) -> (B, Ho Wo C_o)."""
+        patches = h[:, self.idx]  # (B, Ho Wo, kh kw C)
+        Wd = self.P @ self.weight() @ self.Q_patch()  # (C_o, kh kw C)
+        return (patches @ Wd.T + self.P @ self.b).reshape(len(h), -1)
+
+    def backprop(self, dz, h):
+        B = len(h)
+        dz = dz.reshape(B, len(self.idx), -1)  # (B, Ho Wo, C_o)
+        du = dz @ self.P  # (B, Ho Wo, m')
+        hq = h[:, self.idx] @ self.Q_patch().T  # (B, Ho Wo, n')
+        dA = np.einsum("bpm,bpn->mn", du, hq)
+        dpatch = du @ self.weight() @ self.Q_patch()  # (B, Ho Wo, kh kw C)
+        dh = np.zeros_like(h)
+        np.add.at(dh, (slice(None), self.idx), dpatch)  # each patch entry back to its pixel
+        return dh, dA, du.sum(axis=(0, 1))
+
+    def _windows(self, z):
+        (Ho, Wo), B = self.out, len(z)
+        H2, W2 = Ho // 2, Wo // 2
+        img = z.reshape(B, Ho, Wo, -1)[:, :2 * H2, :2 * W2]
+        return img.reshape(B, H2, 2, W2, 2, -1).transpose(0, 1, 3, 5, 2, 4).reshape(B, H2, W2, -1, 4)
+
+    def pool(self, h):
+        """2 x 2 max pooling, stride 2: (B, Ho Wo C_o) -> (B, (Ho // 2) (Wo // 2) C_o)."""
+        return self._windows(h).max(axis=-1).reshape(len(h), -1)
+
+    def unpool(self, d, z):
+        """The pooling's gradient: d (B, pooled) to the first maximum of each window of relu(z) (B, Ho Wo C_o)."""
+        win = self._windows(np.maximum(z, 0.0))
+        B, H2, W2, C, _ = win.shape
+        mask = np.zeros_like(win)
+        np.put_along_axis(mask, win.argmax(axis=-1)[..., None], 1.0, axis=-1)
+        g = mask * d.reshape(B, H2, W2, C, 1)
+        (Ho, Wo) = self.out
+        out = np.zeros((B, Ho, Wo, C))
+        out[:, :2 * H2, :2 * W2] = g.reshape(B, H2, W2, C, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(B, 2 * H2, 2 * W2, C)
+        return out.reshape(B, -1)

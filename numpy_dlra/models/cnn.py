@@ -1,12 +1,15 @@
 """The fixed-rank baseline's small CNN: conv 32 3x3 - conv 32 3x3 - max pool 2x2 - dense 256 - softmax.
 
+``widths`` = (f1, f2, hidden) = (32, 32, 256) by default; other widths are the narrower CNNs that
+``numpy-dlra export`` writes for a DLRA run (the channel counts left) and that the controls train.
+
 ReLU after both convolutions and the dense layer; no dropout (the report uses none). The last layer
 is dense, or fixed-rank B (C x) + b with ``rank=r`` (Sainath et al. 2013). Inputs arrive flat, (B, H W C) in
 row-major HWC order, and are viewed as images (B, H, W, C).
 
-Parameters: ``K1`` (3, 3, C_in, 32), ``b1``; ``K2`` (3, 3, 32, 32), ``b2``; ``W3`` (256, F), ``b3``
-with F = 32 ((H - 4) // 2) ((W - 4) // 2); and ``W4`` (classes, 256), ``b4`` -- or ``B4`` (classes, r),
-``C4`` (r, 256), ``b4``.
+Parameters: ``K1`` (3, 3, C_in, f1), ``b1``; ``K2`` (3, 3, f1, f2), ``b2``; ``W3`` (hidden, F), ``b3``
+with F = f2 ((H - 4) // 2) ((W - 4) // 2); and ``W4`` (classes, hidden), ``b4`` -- or ``B4`` (classes, r),
+``C4`` (r, hidden), ``b4``.
 """
 import math
 from dataclasses import dataclass
@@ -23,24 +26,27 @@ from .mlp import MLP
 class CNN(Classifier):
     input_shape: tuple = (28, 28, 1)  # (H, W, C)
     n_classes: int = 10
-    filters: int = 32
-    hidden: int = 256
+    widths: tuple = (32, 32, 256)  # (f1, f2, hidden): the two convolutions' channels, the dense layer's units
     rank: int = 0  # 0: dense last layer; r > 0: fixed rank r
     l2_kinds = "KWBC"  # Eq. (17) over every weight array: kernels, W, B, C
     predict_batch = 500
 
     @property
+    def hidden(self):
+        return self.widths[2]
+
+    @property
     def flat(self):
         H, W, _ = self.input_shape
-        return self.filters * ((H - 4) // 2) * ((W - 4) // 2)
+        return self.widths[1] * ((H - 4) // 2) * ((W - 4) // 2)
 
     def init_params(self, rng, dtype, xp=None):
         """He-normal weights (N(0, 2 / fan_in)), zero biases; the fixed-rank last layer as in mlp.init_params."""
         xp = xp or np
-        C, F = self.input_shape[2], self.filters
+        C, (F1, F2, _) = self.input_shape[2], self.widths
         he = lambda shape, fan_in: xp.asarray(rng.standard_normal(shape) * math.sqrt(2.0 / fan_in), dtype=dtype)  # noqa: E731
-        params = {"K1": he((3, 3, C, F), 9 * C), "b1": xp.zeros(F, dtype=dtype),
-                  "K2": he((3, 3, F, F), 9 * F), "b2": xp.zeros(F, dtype=dtype),
+        params = {"K1": he((3, 3, C, F1), 9 * C), "b1": xp.zeros(F1, dtype=dtype),
+                  "K2": he((3, 3, F1, F2), 9 * F1), "b2": xp.zeros(F2, dtype=dtype),
                   "W3": he((self.hidden, self.flat), self.flat), "b3": xp.zeros(self.hidden, dtype=dtype)}
         if self.rank:
             params["C4"] = he((self.rank, self.hidden), self.hidden)
@@ -95,14 +101,14 @@ class CNN(Classifier):
         return m * r + r * n if r else m * n
 
     def param_count(self):
-        C, F = self.input_shape[2], self.filters
-        return 9 * C * F + F + 9 * F * F + F + self.flat * self.hidden + self.hidden + self._last() + self.n_classes
+        C, (F1, F2, _) = self.input_shape[2], self.widths
+        return 9 * C * F1 + F1 + 9 * F1 * F2 + F2 + self.flat * self.hidden + self.hidden + self._last() + self.n_classes
 
     def flops_per_sample(self):
         """2 per multiply-add of the convolutions and dense layers (biases, ReLU, pooling not counted)."""
         H, W, C = self.input_shape
-        F = self.filters
-        conv = (H - 2) * (W - 2) * 9 * C * F + (H - 4) * (W - 4) * 9 * F * F
+        F1, F2, _ = self.widths
+        conv = (H - 2) * (W - 2) * 9 * C * F1 + (H - 4) * (W - 4) * 9 * F1 * F2
         return 2 * (conv + self.flat * self.hidden + self._last())
 
     def layer_stats(self):

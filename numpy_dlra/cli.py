@@ -239,7 +239,7 @@ def _export(args):
 
     meta = export_run(args.run, args.out, args.dtype, args.force)
     c = meta["params"]
-    print(f"exported {args.run} (epoch {meta['epoch']}, {meta['method']}) as a plain MLP "
+    print(f"exported {args.run} (epoch {meta['epoch']}, {meta['method']}) as a plain {meta['model'].upper()} "
           f"{'-'.join(map(str, meta['sizes']))} to {args.out} ({meta['dtype']}; inputs scaled {meta['input_scaling']})")
     print(f"parameters: dense original {c['dense']:,}; exported {c['exported']:,} "
           f"({100 * (1 - c['exported'] / c['dense']):.1f} % fewer); factorized W' (the paper's count) "

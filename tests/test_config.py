@@ -45,6 +45,7 @@ BAD = {  # field: a value its validation refuses
     "grad_noise_gamma": -1.0, "lambda1": -1.0, "lambda2": -1.0, "tau_cos": 0.0, "tau_euc": 0.0,
     "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1, "eq13_on": "cw", "row_vectors": "b", "l2_mode": "adamw", "task_loss": "avg",
     "init": "zeros", "val_fraction": 1.0, "split_seed": -1,
+    "cnn_widths": (32, 32), "conv_columns": "pixel", "conv_axes": "rows",
 }
 
 

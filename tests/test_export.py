@@ -138,8 +138,29 @@ def test_bad_input_exit_2_one_line_no_partial_file(merged_run, tmp_path, capsys)
     refused(merged_run, tmp_path / "exists.npz", says="--force")
     assert (tmp_path / "exists.npz").read_bytes() == b"keep me"
     assert not list(tmp_path.glob("**/.a.npz*")) and not (tmp_path / "a.npz").exists()
-    cnn = tmp_path / "cnn"
-    train(TrainConfig(model="cnn", data="embedded", epochs=1, batch_size=500), cnn, progress=False,
-          log=lambda m: None, dataset=load_dataset("embedded"))
-    refused(cnn, tmp_path / "c.npz", says="--model cnn")
     assert main(["export", str(merged_run), "--out", str(tmp_path / "exists.npz"), "--force"]) == 0
+
+
+@pytest.mark.parametrize("method", ["baseline", "dlra"])
+def test_a_cnn_run_exports_a_narrower_plain_cnn_with_the_runs_logits(tmp_path, method):
+    """--model cnn: the file holds K1, K2, W3, W4 and biases of the channel counts left, which models.cnn.CNN runs
+    to the run's own logits (float64); DLRA with a loose tau_cos so that channels merge."""
+    from numpy_dlra.experiments.build import build_model
+    from numpy_dlra.experiments.run_folder import RunFolder
+    from numpy_dlra.models.cnn import CNN
+    run = tmp_path / "cnn"
+    extra = dict(tau_cos=0.3, tau_euc=100.0, lambda1=200.0) if method == "dlra" else {}
+    data = load_dataset("embedded")
+    train(TrainConfig(model="cnn", method=method, data="embedded", epochs=1, batch_size=500, dtype="float64",
+                      grad_noise_eta=0.0, **extra), run, progress=False, log=lambda m: None, dataset=data)
+    assert main(["export", str(run), "--out", str(tmp_path / "c.npz"), "--dtype", "float64"]) == 0
+    with np.load(tmp_path / "c.npz") as z:
+        arrays, sizes, meta = {k: z[k] for k in z.files if k not in ("sizes", "meta")}, z["sizes"], json.loads(str(z["meta"]))
+    assert meta["model"] == "cnn" and list(sizes) == meta["sizes"]
+    plain = CNN((28, 28, 1), 10, widths=tuple(int(w) for w in sizes[1:4]))
+    state = RunFolder(run).load(repair=False)
+    model, params = build_model(state.config, state=state)
+    x = data.x_test[:50].reshape(50, -1).astype(np.float64)
+    np.testing.assert_allclose(plain.forward(arrays, x)[0], model.forward(params, x)[0], rtol=1e-9, atol=1e-9)
+    if method == "dlra":
+        assert meta["params"]["exported"] < meta["params"]["dense"] and min(sizes[1:4]) < 32

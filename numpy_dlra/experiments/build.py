@@ -1,6 +1,9 @@
 """The model and parameters a configuration describes, fresh or around a checkpoint's arrays."""
+import math
+
 import numpy as np
 
+from ..dlra.conv_network import FactorizedCNN
 from ..dlra.network import FactorizedMLP
 from ..errors import UserError
 from ..models.cnn import CNN
@@ -12,15 +15,20 @@ def build_model(cfg, rng=None, state=None, xp=np):
     """(model, params) of `cfg`: fresh from the generator `rng`, or around a :class:`.run_folder.RunState`.
 
     baseline: :class:`MLP` (fixed-rank layers from ``rank`` and ``layer_ranks``) or :class:`CNN`;
-    fn, dlra: :class:`FactorizedMLP` from the same dense initialization (P = Q = I, FN on).
+    fn, dlra: :class:`FactorizedMLP` or :class:`FactorizedCNN` from the same dense initialization (P = Q = I, FN on).
     The parameters live on array module `xp` (drawn on the host by `rng`, then copied there once).
     """
     dtype = np.dtype(cfg.dtype)
     L = len(cfg.sizes) - 1
     saved = {k: xp.asarray(v) for k, v in state.params.items()} if state else None
     if cfg.model == "cnn":
-        model = CNN(tuple(cfg.input_shape), cfg.sizes[-1], rank=cfg.rank)  # the images' shape, the classes
-        return model, (saved if state else model.init_params(rng, dtype, xp=xp))
+        cnn = CNN(tuple(cfg.input_shape), cfg.sizes[-1], rank=cfg.rank, widths=cfg.cnn_widths)  # images, classes
+        readings = dict(l2_on=cfg.l2_on, columns=cfg.conv_columns, axes=cfg.conv_axes)
+        if cfg.method == "baseline":
+            return cnn, (saved if state else cnn.init_params(rng, dtype, xp=xp))
+        if state is None:  # the dense CNN's initialization, factorized with P = Q = I
+            return FactorizedCNN.from_cnn(cnn, cnn.init_params(rng, dtype, xp=xp), fn=True, xp=xp, **readings)
+        return FactorizedCNN(cnn.input_shape, cnn_sizes(cfg), state.factors, state.fn_k, xp, dtype, **readings), saved
     if cfg.method == "baseline":
         ranks = dict(cfg.layer_ranks) | ({L: cfg.rank} if cfg.rank else {})
         params = saved if state else init_params(cfg.sizes, rng, dtype, cfg.init, xp=xp, ranks=ranks)
@@ -45,7 +53,24 @@ def initial_params(path, fresh):
     return {k: array_module(fresh[k]).asarray(given[k], dtype=fresh[k].dtype) for k in fresh}  # onto fresh's device
 
 
+def cnn_sizes(cfg):
+    """The CNN's widths as the factorized network's ``sizes``: (H W C, f1, f2, hidden, classes)."""
+    return (math.prod(cfg.input_shape),) + tuple(cfg.cnn_widths) + (cfg.sizes[-1],)
+
+
+def n_layers(cfg):
+    """The number of layers of the run's network (4 for the CNN)."""
+    return 4 if cfg.model == "cnn" else len(cfg.sizes) - 1
+
+
+def dense_model(cfg):
+    """The dense network of `cfg` before any compression: :class:`CNN` or :class:`MLP`."""
+    if cfg.model == "cnn":
+        return CNN(tuple(cfg.input_shape), cfg.sizes[-1], widths=cfg.cnn_widths)
+    return MLP(cfg.sizes)
+
+
 def params_at_init(cfg, model):
     """Trainable parameters of the same network at initialization: the reference of "compression"
     (FN adds one gain per layer)."""
-    return model.param_count() if cfg.method == "baseline" else MLP(cfg.sizes).param_count() + len(cfg.sizes) - 1
+    return model.param_count() if cfg.method == "baseline" else dense_model(cfg).param_count() + n_layers(cfg)

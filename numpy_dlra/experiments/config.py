@@ -21,7 +21,8 @@ RETIRED_KEYS = {"extra": {}}  # keys older run folders hold, with the only value
 ADDED_KEYS = {"eq13_on": "w", "row_vectors": "wb"}
 # the settings only DLRA reads (its Eqs. 13 and 16, the merges); a baseline or fn run never reads them
 DLRA_ONLY = ("lambda1", "tau_cos", "tau_euc", "fuse_ratio", "rare_axes", "adam_merge", "merge_pairs", "eq13_on",
-             "row_vectors", "search_every", "probe_size")
+             "row_vectors", "search_every", "probe_size", "conv_columns", "conv_axes")
+CNN_WIDTHS = (32, 32, 256)  # the seed report's CNN: conv 32, conv 32, dense 256
 
 
 def _f(default, help, choices=None, type=None, flag=True):
@@ -122,6 +123,14 @@ class TrainConfig:
     val_fraction: float = _f(0.1, "fraction of the training set held out for validation (paper)")
     split_seed: int = _f(0, "seed of the stratified validation split (the same for every run seed)")
     # filled in from the data (TrainConfig.fit), recorded in config.json; not flags
+    cnn_widths: tuple = _f(CNN_WIDTHS, "the CNN's widths f1,f2,hidden (--model cnn): the two convolutions' channels "
+                           "and the dense layer's units (default 32,32,256, the seed report's)", type=parse_ints)
+    conv_columns: str = _f("channel", "what a column of a kernel C_o x (kh kw C_i) is (--model cnn --method dlra): "
+                           "channel, all kh kw positions of one input channel (the kernel stays a convolution; "
+                           "measured, docs/choices.md); coord, one (h, w, c_i) coordinate (the paper's words)",
+                           ("channel", "coord"))
+    conv_axes: str = _f("longer", "which axes of a kernel may fuse (--model cnn --method dlra): longer, the MLP's "
+                        "rule on (m', columns); both, rows and columns (docs/choices.md)", ("longer", "both"))
     input_shape: tuple = _f(None, "one example's shape: (H, W, C) images or (d,) vectors", flag=False)
     input_scaling: str = _f("", "the input scaling the data went through (datasets.SCALING_RULE)", flag=False)
     data_sha256: str = _f("", "for your own data, the sha256 of the .npz file (or of the arrays)", flag=False)
@@ -186,7 +195,13 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1")
         need(isinstance(self.seed, int) and 0 <= self.seed < 2**63, "seed", "must be an integer in [0, 2^63)")
-        need(self.model == "mlp" or self.method == "baseline", "method", "fn and dlra are built for the MLP (--model mlp)")
+        try:
+            object.__setattr__(self, "cnn_widths", tuple(int(w) for w in self.cnn_widths))
+        except (TypeError, ValueError):
+            need(False, "cnn_widths", "give three integers f1,f2,hidden, e.g. 32,32,256")
+        need(len(self.cnn_widths) == 3 and min(self.cnn_widths) >= 1, "cnn_widths",
+             "give three widths >= 1: f1,f2,hidden, e.g. 32,32,256")
+        need(self.model == "cnn" or self.cnn_widths == CNN_WIDTHS, "cnn_widths", "widths of the CNN: use with --model cnn")
         need(isinstance(self.rank, int) and self.rank >= 0, "rank", "must be an integer >= 0 (0 = full rank)")
         need(self.rank == 0 or self.method == "baseline", "rank",
              "a fixed-rank last layer goes with --method baseline (DLRA finds its ranks itself)")
@@ -230,7 +245,7 @@ class TrainConfig:
         for l, r in self.layer_ranks:
             need(1 <= l < len(self.sizes) and 1 <= r <= min(self.sizes[l], self.sizes[l - 1]), "layer_ranks",
                  f"layer {l} of {len(self.sizes) - 1} has no rank {r}", value=f"{l}:{r}")
-        last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (self.sizes[-1], 256)
+        last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (self.sizes[-1], self.cnn_widths[2])
         need(self.rank <= min(last), "rank", f"the last layer is {last[0]} x {last[1]}: at most {min(last)}")
 
     def fit(self, data):
@@ -267,6 +282,7 @@ class TrainConfig:
         d["sizes"] = list(self.sizes) if self.sizes is not None else None
         d["input_shape"] = list(self.input_shape) if self.input_shape is not None else None
         d["layer_ranks"] = [list(p) for p in self.layer_ranks]
+        d["cnn_widths"] = list(self.cnn_widths)
         return d
 
     @classmethod

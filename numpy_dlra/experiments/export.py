@@ -1,4 +1,4 @@
-"""``numpy-dlra export RUN --out FILE.npz``: the trained network as a plain dense MLP of the reduced widths.
+"""``numpy-dlra export RUN --out FILE.npz``: the trained network as a plain dense MLP (or CNN) of the reduced widths.
 
 What DLRA buys is a smaller network; this takes it out of the run. The model folds itself
 (:meth:`numpy_dlra.dlra.network.FactorizedMLP.export`: FN's scale, P and Q, Sec. 4.3's signed feature
@@ -11,8 +11,10 @@ groups; :meth:`numpy_dlra.models.mlp.MLP.export` for the baseline) and this modu
   weights and biases) and ``factorized`` (W', b' and g: the count the paper and metrics.jsonl give).
 
 Logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L on inputs scaled as in training (docs/usage.md has
-a ten-line NumPy forward that needs nothing else). The file is written atomically: a failure leaves
-no partial file.
+a ten-line NumPy forward that needs nothing else). A ``--model cnn`` run gives the plain CNN of the
+channel counts left (:meth:`numpy_dlra.dlra.conv_network.FactorizedCNN.export`): ``K1`` (3, 3, C, G1),
+``K2`` (3, 3, G1, G2), ``W3``, ``W4`` and the biases, ``sizes`` (H W C, G1, G2, G3, classes), which
+:class:`numpy_dlra.models.cnn.CNN` runs. The file is written atomically: a failure leaves no partial file.
 """
 import io
 import json
@@ -22,16 +24,19 @@ import numpy as np
 
 from ..data.fetch import atomic_write_bytes
 from ..errors import UserError
-from ..models.mlp import MLP
-from .build import build_model
+from .build import build_model, dense_model
 from .run_folder import RunFolder
 
 
 def export_arrays(model, params, dtype=np.float32):
-    """(arrays, sizes) of the plain MLP that `model` with `params` computes, in `dtype`."""
+    """(arrays, sizes) of the plain MLP (or CNN) that `model` with `params` computes, in `dtype`."""
     folded = model.export(params)
-    L = len(folded) // 2
-    sizes = [folded["W1"].shape[1]] + [folded[f"W{l}"].shape[0] for l in range(1, L + 1)]
+    if "K1" in folded:  # a CNN: (H W C, G1, G2, G3, classes)
+        sizes = [int(np.prod(model.input_shape)), folded["K1"].shape[3], folded["K2"].shape[3], folded["W3"].shape[0],
+                 folded["W4"].shape[0]]
+    else:
+        L = len(folded) // 2
+        sizes = [folded["W1"].shape[1]] + [folded[f"W{l}"].shape[0] for l in range(1, L + 1)]
     arrays = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in folded.items()}
     return arrays, sizes
 
@@ -50,8 +55,8 @@ def forward(arrays, x):
 def export_run(run, out, dtype="float32", force=False, log=print):
     """Write the plain MLP of the run folder `run` to `out` (.npz); returns its meta dict.
 
-    UserError (exit status 2, nothing written) for: no run or checkpoint, a corrupt checkpoint, a CNN run
-    (nothing the plain-MLP format can hold), an existing `out` without `force`, an unwritable `out`.
+    UserError (exit status 2, nothing written) for: no run or checkpoint, a corrupt checkpoint, an existing
+    `out` without `force`, an unwritable `out`.
     """
     run, out = Path(run), Path(out)
     if dtype not in ("float32", "float64"):
@@ -67,9 +72,6 @@ def export_run(run, out, dtype="float32", force=False, log=print):
     if folder.warning:
         log(f"warning: {folder.warning}")
     cfg = state.config
-    if cfg.model != "mlp":
-        raise UserError(f"{run}: a --model {cfg.model} run; export writes plain MLPs, so only --model mlp runs "
-                        "(baseline, fn or dlra) can be exported")
     summary = folder.summary()
     finished = bool(summary and summary["final"] and summary["final"]["epoch"] == state.epoch == cfg.epochs)
     if not finished:
@@ -77,13 +79,16 @@ def export_run(run, out, dtype="float32", force=False, log=print):
             f"checkpoint, epoch {state.epoch}")
     model, params = build_model(cfg, state=state)
     arrays, sizes = export_arrays(model, params, np.dtype(dtype))
-    counts = {"dense": MLP(cfg.sizes).param_count(),
+    counts = {"dense": dense_model(cfg).param_count(),
               "exported": int(sum(a.size for a in arrays.values())),
               "factorized": model.param_count()}
     meta = {"source_run": str(run), "epoch": state.epoch, "finished": finished, "method": cfg.method,
             "input_scaling": cfg.input_scaling, "input_shape": list(cfg.input_shape or ()), "data": cfg.data,
             "data_sha256": cfg.data_sha256, "dtype": dtype, "sizes": sizes, "params": counts,
-            "forward": "logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L"}
+            "model": cfg.model,
+            "forward": ("logits = W4 relu(W3 flatten(maxpool2x2(relu(conv3x3(relu(conv3x3(x, K1) + b1), K2) + b2))) + b3) "
+                        "+ b4, images (H, W, C) channels last, 'valid' convolutions" if cfg.model == "cnn" else
+                        "logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L")}
     buf = io.BytesIO()
     np.savez(buf, **arrays, sizes=np.asarray(sizes, dtype=np.int64), meta=np.asarray(json.dumps(meta)))
     try:

@@ -194,7 +194,8 @@ class RunFolder:
                 raise UserError(f"{self.checkpoint}: --resume with a different configuration ({detail}); "
                                 "only --epochs may change when resuming")
         struct = _prefixed(arrays, "struct/")
-        factors = [LayerFactors.from_arrays(struct, l) for l in range(1, len(saved.sizes))] if struct else None
+        n_layers = sum(1 for k in struct if k.startswith("p_idx"))
+        factors = [LayerFactors.from_arrays(struct, l) for l in range(1, n_layers + 1)] if struct else None
         opt_state = {"t": meta["adam_t"], "m": _prefixed(arrays, "adam_m/"), "v": _prefixed(arrays, "adam_v/")}
         return RunState(saved, _prefixed(arrays, "param/"), opt_state, meta["rng"], meta["epoch"], meta["step"],
                         meta["history"], factors, meta.get("fn_k"), meta.get("pairs"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nn.backend import to_numpy
 from ..nn.conv import Conv2D, Flatten, MaxPool2D
 from ..nn.layers import ReLU
 from .base import Classifier
@@ -95,6 +96,18 @@ class CNN(Classifier):
             grads.update({f"{k}{l}": v for k, v in g.items()})
         dx = d.reshape(d.shape[0], -1) if d is not None else None
         return dx, {k: grads[k] for k in sorted(grads)}
+
+    def export(self, params):
+        """The plain CNN (itself), float64 NumPy: K1, b1, K2, b2, W3, b3, W4, b4; a fixed-rank last layer's factors
+        multiplied out, W4 = B4 C4."""
+        p = {k: to_numpy(v).astype(np.float64) for k, v in params.items()}
+        out = {k: p[k] for k in ("K1", "b1", "K2", "b2", "W3", "b3", "b4")}
+        out["W4"] = p["W4"] if "W4" in p else p["B4"] @ p["C4"]  # (classes, r) @ (r, hidden)
+        return out
+
+    def exported_model(self):
+        """The :class:`CNN` that :meth:`export`'s parameters fit (dense last layer)."""
+        return CNN(self.input_shape, self.n_classes, widths=self.widths)
 
     def _last(self):
         m, n, r = self.n_classes, self.hidden, self.rank

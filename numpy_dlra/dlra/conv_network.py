@@ -11,6 +11,7 @@ columns); at initialization W'_l = K_l reshaped, the same numbers as the dense C
 import numpy as np
 
 from ..models.cnn import CNN
+from ..nn.backend import to_numpy
 from .conv_layer import ConvLayer
 from .layer import FactorizedLayer, LayerFactors
 from .network import FactorizedMLP
@@ -50,7 +51,7 @@ class FactorizedCNN(FactorizedMLP):
             out[f"W{l}"], out[f"b{l}"] = xp.ascontiguousarray(dense[f"W{l}"]).copy(), params[f"b{l}"].copy()
             if fn:
                 out[f"g{l}"] = xp.ones(1, dtype=out[f"W{l}"].dtype)
-                k.append(float(np.sqrt((np.asarray(out[f"W{l}"], dtype=np.float64) ** 2).sum())))
+                k.append(float(np.sqrt((to_numpy(out[f"W{l}"]).astype(np.float64) ** 2).sum())))  # ||W'||_F at init
         ins = (C, f1, f2)  # the input channels of layers 1-3
         factors = [LayerFactors.identity(sizes[l], ins[l - 1] if columns == "channel" else out[f"W{l}"].shape[1])
                    for l in (1, 2, 3)] + [LayerFactors.identity(cnn.n_classes, hidden)]

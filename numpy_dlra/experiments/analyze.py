@@ -222,15 +222,17 @@ def merge_trend(folders, window=20, log=print):
 
 def runs_table(folders, log=print):
     """One row per run: test accuracy (last, mean of the last tables.LAST epochs, at the best validation
-    epoch), parameters, compression, FLOPs, the shapes of layers 2.. and seconds per epoch."""
+    epoch), parameters, compression, FLOPs, the shapes of layers 2.. (every layer of a CNN, whose first layer's
+    filters fuse too) and seconds per epoch."""
     lines = [f"| run | method | data | epochs | test % (last) | test % (mean of last {tables.LAST}) | test % at best "
-             "val | params | compression % | FLOPs | layers 2.. m'xn' (/feat when > m') | s/epoch |", "|" + "---|" * 12]
+             "val | params | compression % | FLOPs | layers 2.. m'xn' (/feat when > m'; CNN: all layers) | s/epoch |",
+             "|" + "---|" * 12]
     for f in folders:
         hist, cfg = _metrics(f), _config(f)
         last, best = hist[-1], max(hist, key=lambda r: r["val_acc"])
         acc = tables.run_stats(hist)["acc"]
         shapes = " ".join(f"{d['m']}x{d['n']}" + (f"/{d['feat']}" if d["feat"] != d["m"] else "")
-                          for d in last["layers"][1:])
+                          for d in last["layers"][(0 if cfg.get("model") == "cnn" else 1):])
         lines.append(f"| {Path(f).name} | {cfg['method']} | {cfg['data']} | {last['epoch']} | {last['test_acc']:.2f} | "
                      f"{acc:.2f} | {best['test_acc']:.2f} (ep {best['epoch']}) | {last['params']:,} | "
                      f"{last['compression']:.2f} | {last['flops_per_sample'] / 1e6:.3f} M | {shapes} | "

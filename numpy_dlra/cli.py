@@ -100,10 +100,11 @@ def _parser():
     c.add_argument("--finetune-epochs", type=int, default=5)
     c.add_argument("--out", required=True, help="folder for the runs, table.md, results.json")
 
-    e = sub.add_parser("export", help="the trained network of a run as a plain dense MLP of the reduced widths (.npz): "
-                                      "FN, P, Q and the feature groups folded in")
-    e.add_argument("run", metavar="RUN", help="a `numpy-dlra train` run folder (--model mlp; baseline, fn or dlra)")
-    e.add_argument("--out", required=True, help="the .npz file to write (W1..WL, b1..bL, sizes, meta)")
+    e = sub.add_parser("export", help="the trained network of a run as a plain dense MLP (or CNN) of the reduced widths "
+                                      "(.npz): FN, P, Q and the feature groups folded in")
+    e.add_argument("run", metavar="RUN", help="a `numpy-dlra train` run folder (--model mlp or cnn; baseline, fn or dlra)")
+    e.add_argument("--out", required=True, help="the .npz file to write (W1..WL, b1..bL, sizes, meta; a CNN: K1, K2, "
+                                                "W3, W4 and the biases)")
     e.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="of the arrays (default: float32)")
     e.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 

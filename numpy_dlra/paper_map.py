@@ -33,6 +33,7 @@ SECTIONS = [
     ("4.5", "Frobenius Normalization"),
     ("Eqs. 16-18", "The losses"),
     ("Algorithm 1", "One training step"),
+    ("Other architectures", "DLRA on convolutions, the paper's future work (end of Sec. 4)"),
     ("5", "Experiments: the network, its training and Tables 1-2"),
     ("Sainath et al. 2013", "The fixed-rank baseline: low-rank factors of a layer"),
 ]
@@ -48,6 +49,7 @@ SECTION_MARKERS = {
     "4.5": ("sec4_5", "fn"),
     "Eqs. 16-18": ("losses",),
     "Algorithm 1": ("alg1",),
+    "Other architectures": ("conv",),
     "5": ("sec5",),
     "Sainath et al. 2013": ("sainath",),
 }
@@ -62,6 +64,7 @@ TUTORIALS = {
     "4.5": ("06_feature_reduction_and_fn", "10_l2_under_fn"),
     "Eqs. 16-18": ("10_l2_under_fn",),
     "Algorithm 1": ("07_complete_dlra_run", "09_your_own_network"),
+    "Other architectures": ("11_convolutions",),
     "5": ("01_baseline_mlp", "07_complete_dlra_run", "09_your_own_network"),
     "Sainath et al. 2013": ("08_fixed_rank",),
 }
@@ -289,6 +292,55 @@ ENTRIES = [
           ("tests/test_fusion.py::test_adam_moments_are_carried_as_documented",),
           "Not in the paper. m carries exactly (the merged vector's gradient is (r g_d + g_k)/s); v is its "
           "analogue. Reading: --adam-merge carry (default) or reset (zeros). Reasoned: docs/choices.md."),
+
+    Entry("Other architectures", "Conv, the kernel as a matrix",
+          "a kernel kh x kw x C_i x C_o held as P FN(W') Q: its C_o x (kh kw C_i) matrix (tutorials/11_convolutions.py)",
+          r"W_{o,(h,w,c)} = K_{h,w,c,o}, \quad W = P\,\mathrm{FN}(W')\,Q \in \mathbb{R}^{C_o \times k_h k_w C_i}, \quad"
+          r" \text{row } o: k_h \times k_w \times C_i \times 1, \quad \text{column } (h, w, c): 1 \times 1 \times 1 \times C_o",
+          ("numpy_dlra.dlra.reference.ConvDenseLayer", "numpy_dlra.dlra.reference.ConvDenseLayer.apply"),
+          ("numpy_dlra.dlra.conv_layer.ConvLayer", "numpy_dlra.dlra.conv_layer.ConvLayer.forward",
+           "numpy_dlra.dlra.conv_network.FactorizedCNN", "numpy_dlra.dlra.conv_network.FactorizedCNN.from_cnn"),
+          ("tests/test_conv_layer.py::test_the_factorized_cnn_computes_the_dense_cnn",
+           "tests/test_conv_layer.py::test_gradients_are_central_differences_with_random_P_and_Q",
+           "tests/test_tutorials.py::test_tutorial_prints_its_expected_output[11_convolutions.py]"),
+          "Not built in the paper, which names the shapes and leaves the rest to future work (docs/convolutions.md). "
+          "The kernel is read in (h, w, c) order, the matrix im2col multiplies the patches by. A column, by "
+          "--conv-columns: channel (default), all kh kw positions of one input channel (W' stored m' x kh kw n', "
+          "Q (n' x C_i) mixes the channels before the patches: the layer stays a kh x kw convolution with n' input "
+          "channels); coord, one (h, w, c_i) coordinate, the paper's words (Q (n' x kh kw C_i) acts on the patches). "
+          "FactorizedCNN is the seed CNN (conv 3x3, conv 3x3, max pool, dense, dense): layers 1-3 are ConvLayers, "
+          "the dense layer after the pool a convolution whose kernel covers the pooled image; the last is a "
+          "FactorizedLayer. Eq. (16) weighs a layer by the entries of its W'."),
+    Entry("Other architectures", "Conv, fusing filters, channels and coordinates",
+          "exactly parallel filters, channels or coordinates fuse without changing the CNN",
+          r"\max\text{-}\mathrm{pool}(\mathrm{relu}(p\,u)) = p\,\max\text{-}\mathrm{pool}(\mathrm{relu}(u)),\ p > 0",
+          ("numpy_dlra.dlra.reference.ConvDenseLayer.cols", "numpy_dlra.dlra.reference.ConvDenseLayer.fusable_axes",
+           "numpy_dlra.dlra.reference.DenseLayer.fuse"),
+          ("numpy_dlra.dlra.conv_layer.ConvLayer.view", "numpy_dlra.dlra.conv_layer.ConvLayer.drop",
+           "numpy_dlra.dlra.conv_layer.ConvLayer.fusable_axes", "numpy_dlra.dlra.conv_layer.ConvLayer.build",
+           "numpy_dlra.dlra.layer.FactorizedLayer.fuse"),
+          ("tests/test_conv_layer.py::test_relu_and_max_pooling_commute_with_a_positive_scale",
+           "tests/test_conv_layer.py::test_an_exactly_parallel_pair_fuses_without_changing_the_cnn_in_both_implementations",
+           "tests/test_conv_layer.py::test_the_engine_makes_the_references_merges_and_parameters_on_a_cnn"),
+          "The fusions are the MLP's (Eqs. 8-12, corrected) on the layer's view of W': a channel column is the "
+          "m' kh kw entries that read one input channel. A fused output channel stays exact through ReLU and max "
+          "pooling, which commute with a positive scale; a negative one is a feature group of Sec. 4.3, by channel. "
+          "Which axes, by --conv-axes: longer (default; equations.fusable_axes on m' and the number of columns) "
+          "or both. The pair search builds a columns x columns and a rows x rows Gram per layer every step; for the "
+          "seed CNN's dense layer after the pool the columns Gram is 4608 x 4608 under coord, 32 x 32 under channel "
+          "(its rows Gram 256 x 256 under both; docs/convolutions.md)."),
+    Entry("Other architectures", "Conv, export", "the plain CNN out, with fewer channels",
+          r"K_l = \operatorname{reshape}\bigl(\operatorname{diag}(s)\,(c_l W'_l M_l)_{r,:}\bigr) \in"
+          r" \mathbb{R}^{k_h \times k_w \times G_{l-1} \times G_l}",
+          ("numpy_dlra.dlra.reference.ConvDenseLayer.to_dense",),
+          ("numpy_dlra.dlra.conv_layer.ConvLayer.export", "numpy_dlra.dlra.conv_network.FactorizedCNN.export",
+           "numpy_dlra.dlra.conv_network.FactorizedCNN.exported_model", "numpy_dlra.experiments.export.export_run"),
+          ("tests/test_conv_layer.py::test_the_export_is_a_narrower_plain_cnn_with_the_same_logits",),
+          "As the MLP's export (Sec. 4.3 folded), per kernel position: rows r and signs s of the feature groups, "
+          "M the connector (Q with the previous layer's |P| folded in). Under both readings the exported kernel "
+          "reads all G_{l-1} features of the previous layer (a mix of two ReLU channels is no channel of a plain "
+          "CNN): only fused rows, fewer features, make the plain CNN narrower. numpy-dlra export RUN --out "
+          "FILE.npz writes K1, K2, W3, W4 and the biases."),
 
     Entry("5", "Sec. 5, network", "the MLP 784-500x5-10 (ReLU, softmax output)",
           "",

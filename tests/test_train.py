@@ -1,4 +1,5 @@
 """Runs: bitwise determinism, exact resume, refusing to overwrite, nothing written on bad input."""
+import dataclasses
 import json
 
 import numpy as np
@@ -267,3 +268,33 @@ def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path, data):
     run(tmp_path, "e", data, epochs=2)
     with pytest.raises(UserError, match="--epochs 1: the run in .* has trained 2 epochs already"):
         run(tmp_path, "e", data, epochs=1, resume=True)
+
+
+@pytest.mark.parametrize("columns", ["channel", "coord"])
+def test_a_dlra_cnn_run_merges_kernels_records_them_and_resumes_bitwise(tmp_path, data, columns):
+    """--model cnn --method dlra: the convolutions' filters and columns merge, merges.jsonl and metrics.jsonl
+    record them (every layer's shape, the per-axis diagnostics), and a run stopped after an epoch and resumed
+    ends with the uninterrupted run's bits."""
+    kw = dict(model="cnn", method="dlra", cnn_widths=(6, 4, 16), batch_size=100, lambda1=200.0, tau_cos=0.8,
+              tau_euc=10.0, conv_columns=columns, conv_axes="both", grad_noise_eta=0.0, probe_size=16)
+    n = slice(0, 600)  # a CNN epoch on 600 images, evaluated on 300
+    data = dataclasses.replace(data, x_train=data.x_train[n], y_train=data.y_train[n], x_val=data.x_val[:100],
+                               y_val=data.y_val[:100], x_test=data.x_test[:200], y_test=data.y_test[:200])
+    straight = run(tmp_path, "straight", data, epochs=2, **kw)
+    run(tmp_path, "split", data, epochs=1, **kw)
+    resumed = run(tmp_path, "split", data, epochs=2, resume=True, **kw)
+    a, b = load_params(tmp_path / "straight"), load_params(tmp_path / "split")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert (tmp_path / "straight" / "merges.jsonl").read_text() == (tmp_path / "split" / "merges.jsonl").read_text()
+    recs = [json.loads(s) for s in (tmp_path / "straight" / "merges.jsonl").read_text().splitlines()]
+    assert {(r["layer"], r["axis"]) for r in recs} >= {(1, "rows"), (2, "cols")}
+    final = straight["final"]
+    for l, stats in enumerate(final["layers"][:3], start=1):  # the kernels' shapes in metrics = the saved W'
+        assert a[f"W{l}"].shape[0] == stats["m"] and stats["kernel"] == ([3, 3] if l < 3 else [12, 12])
+        assert a[f"W{l}"].shape[1] == stats["n"] * (1 if columns == "coord" else 9 if l < 3 else 144)
+    assert final["params"] == sum(W.size for k, W in a.items() if k[0] in "Wbg") and final["compression"] > 0
+    axes = {(d["layer"], d["axis"]) for d in straight["final"]["axes"] + resumed["final"]["axes"]}
+    assert axes and all(1 <= l <= 4 and a in ("cols", "rows") for l, a in axes)  # the per-axis diagnostics
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "train_seconds")}  # noqa: E731
+    assert strip(final) == strip(resumed["final"])

@@ -259,7 +259,8 @@ class ConvDenseLayer(DenseLayer):
     def fusable_axes(self):
         if self.axes == "longer":
             return eq.fusable_axes(self.P.shape[1], self.Q.shape[0], self.first, self.last, self.classes)
-        return [a for a, ok in (("cols", not self.first and self.Q.shape[0] > 1), ("rows", self.P.shape[1] > 1)) if ok]
+        return [a for a, ok in (("cols", not self.first and self.Q.shape[0] > 1),
+                                ("rows", not self.last and self.P.shape[1] > 1)) if ok]
 
     def to_dense(self):
         """(P FN(W') Q (C_o, kh kw C), P b' (C_o,)): the kernel as a matrix, Q over the patch."""

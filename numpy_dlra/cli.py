@@ -135,6 +135,10 @@ def _parser():
                                           "Table 2's shapes still need")
     x.add_argument("folders", nargs="+", metavar="RUN", help="dlra run folders")
     x.add_argument("--window", type=int, default=20, help="epochs per window (default 20)")
+    x = at.add_parser("layers", help="per arm and layer: the final shapes, features and W' entries against the dense "
+                                     "layer (compression per layer, mean ± std over the runs)")
+    x.add_argument("specs", nargs="+", metavar="LABEL=GLOB", help="an arm: a label and a (quoted) glob of run folders")
+    x.add_argument("--at-epoch", type=int, default=None, metavar="E", help="cut every run to its first E epochs")
     x = at.add_parser("runs", help="one row per run: accuracy, size, per-layer shapes")
     x.add_argument("folders", nargs="+", metavar="RUN", help="run folders")
     x = at.add_parser("readings", help="the reading arms of `reproduce table1 ... --out DIR/ARM` side by side")
@@ -259,6 +263,8 @@ def _analyze(args):
         analyze.merge_trend(args.folders, args.window)
     elif args.table == "runs":
         analyze.runs_table(args.folders)
+    elif args.table == "layers":
+        analyze.layers(args.specs, args.at_epoch)
     elif args.table == "controls":
         from .experiments.controls import table
 

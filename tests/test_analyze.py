@@ -212,3 +212,25 @@ def test_curve_gives_each_arms_mean_compression_accuracy_and_merge_rate(two_arms
     assert [ln.split(" | ")[0] for ln in text.splitlines()[2:7]] == ["| 7", "| 14", "| 21", "| 28", "| 30"]
     assert row(text, "7") == ["7", "0.00 %, 7.00 %, 0.0", "5.00 %, 14.00 %, 0.3"]  # (1 + 2 + 3) / 3 / 7 merges
     assert row(text, "30")[2] == "5.00 %, 60.00 %, 0.0"
+
+
+def test_layers_gives_each_layers_shape_and_what_is_left_of_it(tmp_path):
+    """An MLP layer's W' entries against m n; a CNN kernel's with channel columns count kh kw entries per column,
+    and the dense 256 after the pool is held as a 12x12 kernel over 32 channels (4608 inputs)."""
+    for k, (m3, n3) in enumerate([(200, 32), (210, 30)]):
+        d = tmp_path / f"cnn-seed{k}"
+        d.mkdir()
+        layers = [{"m": 30, "n": 1, "feat": 31, "kernel": [3, 3], "columns": "channel"},
+                  {"m": 32, "n": 32, "feat": 32, "kernel": [3, 3], "columns": "channel"},
+                  {"m": m3, "n": n3, "feat": m3, "kernel": [12, 12], "columns": "channel"},
+                  {"m": 10, "n": 128, "feat": 10}]
+        (d / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_acc": 80.0, "val_acc": 80.0, "layers": layers}) + "\n")
+        (d / "config.json").write_text(json.dumps({"model": "cnn", "input_shape": [28, 28, 1], "cnn_widths": [32, 32, 256],
+                                                   "sizes": [784, 500, 10], "method": "dlra"}))
+    text = analyze.layers([f"cnn={tmp_path}/cnn-seed*"], log=quiet)
+    rows = [r.split(" | ") for r in text.splitlines()[2:]]
+    assert [r[2] for r in rows] == ["1 (conv 3x3)", "2 (conv 3x3)", "3 (dense)", "4 (dense)"]
+    assert rows[0][3:6] == ["30.0 ± 0.0", "1.0 ± 0.0", "31.0 ± 0.0"] and rows[0][6] == "93.8 ± 0.0 |"
+    left3 = [100 * 200 * 32 * 144 / (256 * 4608), 100 * 210 * 30 * 144 / (256 * 4608)]
+    assert rows[2][6] == f"{np.mean(left3):.1f} ± {np.std(left3, ddof=1):.1f} |"  # sample std, as every table
+    assert rows[3][6] == f"{100 * 10 * 128 / 2560:.1f} ± 0.0 |"

@@ -12,6 +12,9 @@
                           window's rate (a straight-line extrapolation, nothing more);
 - :func:`runs_table`      one row per run: accuracy (last, mean of the last ``tables.LAST``, at the best
                           validation epoch), size, FLOPs, per-layer shapes, seconds per epoch;
+- :func:`layers`          per arm and layer, the final shapes and what is left of each layer (mean ± std over the
+                          runs): m', columns, features, W' entries against the dense layer's weights (a kernel's
+                          W' counts kh kw entries per channel column);
 - :func:`readings_table`  the arms of ``reproduce table1 ... --out DIR/ARM`` (the L2 and Eq. 13 readings) side
                           by side against the baseline's runs;
 - :func:`axes`            per epoch, each layer and axis's merges and closest gap 1 - |cos| (metrics.jsonl's
@@ -217,6 +220,42 @@ def merge_trend(folders, window=20, log=print):
         n = sum(f[l - 1]["n"] for f in final) / len(final)
         lines.append(f"| {l} | {m:.0f} x {n:.0f} | {pm:.0f} x {pn:.0f} | {need(m - pm, (l, 'rows'))} | "
                      f"{need(n - pn, (l, 'cols'))} |")
+    return _out(lines, log)
+
+
+def _dense_weights(cfg):
+    """The weights of each layer of the run's dense network, before any merge: the CNN's kernels 9 C f1, 9 f1 f2,
+    then its dense layers; the MLP's m n."""
+    if cfg.get("model") == "cnn":
+        H, W, C = cfg["input_shape"]
+        f1, f2, hidden = cfg.get("cnn_widths") or (32, 32, 256)
+        return [9 * C * f1, 9 * f1 * f2, f2 * ((H - 4) // 2) * ((W - 4) // 2) * hidden, hidden * cfg["sizes"][-1]]
+    sizes = cfg["sizes"]
+    return [sizes[l] * sizes[l - 1] for l in range(1, len(sizes))]
+
+
+def _entries(d):
+    """W' entries of a metrics.jsonl layer record: m' n', times kh kw for a kernel whose columns are channels."""
+    k = d.get("kernel")
+    return d["m"] * d["n"] * (k[0] * k[1] if k and d.get("columns") == "channel" else 1)
+
+
+def layers(specs, at_epoch=None, log=print):
+    """Per arm and layer at the runs' last epoch: m' (outputs of W'), columns (n'), features G (the exported
+    width), and W' entries as % of the dense layer's weights, each mean ± std over the arm's runs."""
+    lines = ["| arm | runs | layer | m' | columns | features | W' entries, % of the dense layer |", "|---|---|---|---|---|---|---|"]
+    for spec in specs:
+        label, runs, _, _ = _arm(spec, at_epoch)
+        folders = [d for d in sorted(glob.glob(spec.partition("=")[2])) if (Path(d) / "metrics.jsonl").is_file()]
+        dense = _dense_weights(_config(folders[0]))
+        finals = [r[-1]["layers"] for r in runs]
+        for l in range(len(finals[0])):
+            col = lambda f: tables.mean_std([f(run[l]) for run in finals])  # noqa: E731
+            k = finals[0][l].get("kernel")
+            kind = f"conv {k[0]}x{k[1]}" if k and l < 2 else "dense"  # the CNN's dense 256 is held as a 12x12 kernel
+            lines.append(f"| {label} | {len(runs)} | {l + 1} ({kind}) | {_pm(col(lambda d: d['m']), 1)} | "
+                         f"{_pm(col(lambda d: d['n']), 1)} | {_pm(col(lambda d: d['feat']), 1)} | "
+                         f"{_pm(col(lambda d: 100.0 * _entries(d) / dense[l]), 1)} |")
     return _out(lines, log)
 
 

@@ -226,3 +226,21 @@ def test_the_export_is_a_narrower_plain_cnn_with_the_same_logits(columns, axes):
     plain = model.exported_model()
     assert plain.param_count() < CNN((8, 8, 2), 3, widths=(6, 6, 8)).param_count()
     np.testing.assert_allclose(plain.forward(out, x)[0], model.forward(params, x)[0], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("columns", ["channel", "coord"])
+def test_the_dense_l2_reading_is_the_l2_of_the_dense_kernels(columns):
+    """--l2-on dense on a kernel: (1/N) sum_l ||P FN(W') Q||_F^2 with Q over the patch (I (x) Q for channel columns),
+    after merges of both signs; its gradient is the central difference."""
+    _, _, model, params = tiny_cnn(12, columns, shape=(6, 6, 2), widths=(4, 5, 3))
+    model, params = scramble(model, params, 13)
+    model.l2_on = "dense"
+    want = sum(float((layer.to_dense(params)[0] ** 2).sum()) for layer in model.layers) / model.n_layers
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    assert model.add_l2(params, grads, 1.0) == pytest.approx(want, rel=1e-10)
+
+    def l2():
+        return sum(float((layer.to_dense(params)[0] ** 2).sum()) for layer in model.layers) / model.n_layers
+
+    errors = check_param_grads(l2, {k: v for k, v in params.items() if k[0] in "Wg"}, grads)
+    assert max(errors.values()) < 1e-6, errors

@@ -97,14 +97,21 @@ class ConvLayer(FactorizedLayer):
         patch coordinate), FN linear on the patches, the grouped ReLU by channel (Sec. 4.3), the pooling."""
         f, (mp, np_) = self.factors, self.shape()
         self.groups = FeatureGroups.of(f)
-        prev_args = () if prev is None else (prev.groups, np.abs(prev.factors.p_scale))
-        if self.columns == "coord" and prev is not None:
-            prev_args = (_Positions(prev.groups, self.positions), np.tile(np.abs(prev.factors.p_scale), self.positions))
-        self.conn = Connect(connector(np_, f, *prev_args), np_, xp, dtype)
+        self.conn = Connect(self._connector(prev), np_, xp, dtype)
         self.lin, self.act = FNLinear(self.k), GroupReLU(self.groups, mp, xp, dtype)
         self.pq_weights = _pq_weights(f, mp, np_, xp, dtype)
         if self.pq_weights is not None and self.columns == "channel":  # b_j per channel, the same at each position
             self.pq_weights = (self.pq_weights[0], array_module(self.pq_weights[1]).tile(self.pq_weights[1], self.positions))
+
+    def _connector(self, prev):
+        """The sparse connector's triplets (:func:`.features.connector`): Q with the previous layer's |P| folded in,
+        on the input channels ("channel") or on the patch coordinates (i, j, c) ("coord"); None for the identity."""
+        if prev is None:
+            return connector(self.shape()[1], self.factors)
+        groups, scale = prev.groups, np.abs(prev.factors.p_scale)
+        if self.columns == "coord":
+            groups, scale = _Positions(groups, self.positions), np.tile(scale, self.positions)
+        return connector(self.shape()[1], self.factors, groups, scale)
 
     def _patches(self, a):
         """a (B, H, W, C) -> patches (B Ho Wo, kh kw C) in (i, j, c) order; a view when the kernel covers the image."""
@@ -174,12 +181,9 @@ class ConvLayer(FactorizedLayer):
     def export(self, params, prev):
         """This layer of the plain CNN: (kernel (kh, kw, G_{l-1}, G_l), b (G_l,)), float64: rows r and signs s of
         the feature groups, c W' and the connector M multiplied out, W_l = diag(s) (c W' M)[r]."""
-        f, (mp, np_) = self.factors, self.shape()
+        mp, np_ = self.shape()
         W = self.weight(params)  # (m', n') or (m', kh kw n')
-        prev_args = () if prev is None else (prev.groups, np.abs(prev.factors.p_scale))
-        if self.columns == "coord" and prev is not None:
-            prev_args = (_Positions(prev.groups, self.positions), np.tile(np.abs(prev.factors.p_scale), self.positions))
-        spec = connector(np_, f, *prev_args)
+        spec = self._connector(prev)
         if spec is not None:
             rows, cols, vals, G = spec
             M = np.zeros((np_, G))

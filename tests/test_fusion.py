@@ -362,3 +362,49 @@ def test_one_fuses_at_most_once_per_layer_axis_and_step(which, n_merges):
     opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
     recs = merge_step(pairs, params, opt, 1)
     assert [(r["layer"], r["axis"]) for r in recs if r["layer"] == 2] == [(2, "cols")] * n_merges
+
+
+@pytest.mark.parametrize("scale", [1e-13, 1e-19, 1e-30])
+def test_a_vector_near_zero_never_makes_a_cosine_above_one_an_overflow_or_a_nan(scale):
+    """A unit that died under L2 leaves a column of W' near zero (in a CNN run of the paper's settings, norms of
+    1e-19 in float32: |w|^2 near underflow, its Gram entries rounding). Its cosine is then either measured
+    (scale 1e-13: RaRe's gradient, ~1/|w|, is taken through unit vectors and matches the float64 definition) or
+    treated as zero (cos 0 with everything: never fused, no RaRe pull); never |cos| > 1, never inf or NaN."""
+    g = np.random.default_rng(0)
+    sizes = (8, 6, 6, 4)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float32), sizes, dropout=0.0)
+    W = params["W2"]
+    W[:, 3] = W[:, 1] * np.float32(scale)
+    W[:, 3] += np.float32(scale * 1e-3) * g.standard_normal(6).astype(np.float32)  # nearly parallel to column 1
+    i, j, c = closest_pair(W.T @ W)
+    assert abs(c) <= 1.0
+    pairs = ClosestPairs(model, FusionRules(lambda1=20.0))
+    pairs.refresh(params)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    rare_term(pairs, params, grads)
+    assert all(np.isfinite(v).all() for v in grads.values())
+    if scale == 1e-13:  # measured: the closest pair is (1, 3); the short column's gradient (~1e10) is the definition's
+        assert (i, j) == (1, 3)
+        c_tot = sum(layer.n_weights() for layer in model.layers)
+        want = 20.0 * W.size / (2.0 * c_tot) * eq.rare_grad(W.astype(np.float64))  # Eq. (16)'s columns term, layer 2
+        np.testing.assert_allclose(grads["W2"][:, 3], want[:, 3], rtol=1e-3)
+    else:  # treated as zero: not the closest pair, and no merge on it
+        assert 3 not in (i, j)
+        opt_state = {"t": 1, "m": {k: np.zeros_like(v) for k, v in params.items()},
+                     "v": {k: np.zeros_like(v) for k, v in params.items()}}
+        recs = merge_step(pairs, params, opt_state, 1)
+        assert not any(r["layer"] == 2 and 3 in (r["kept"], r["dropped"]) for r in recs)
+
+
+def test_a_fusion_with_a_huge_ratio_carries_adams_moments_without_overflow():
+    """r = <w_d, w_k> / <w_k, w_k> of a kept vector near zero can exceed 1e19: r^2 v_d would overflow float32. The
+    carried moments are then computed with the weights r/s and 1/s, and stay finite (v_k ~ v_d, m_k ~ m_d)."""
+    from numpy_dlra.dlra.layer import _moments_carried
+    m = np.array([[0.5, 1.0], [2.0, -3.0]], dtype=np.float32)
+    v = np.array([[1e-3, 2e-3], [5.0, 7.0]], dtype=np.float32)
+    r = 3e20
+    s = float(np.sqrt(r * r + 1.0))
+    _moments_carried(m, v, 0, 1, r, s, np.float32)
+    assert np.isfinite(m).all() and np.isfinite(v).all()
+    np.testing.assert_allclose(m[0], [2.0, -3.0], rtol=1e-6)
+    np.testing.assert_allclose(v[0], [5.0, 7.0], rtol=1e-6)

@@ -109,8 +109,12 @@ BIAS = {"w": _bias_least_squares, "wb": _bias_scaled}  # the bias at a row merge
 
 
 def _moments_carried(m, v, k, d, r, s, dt):
-    m[k] = (m[d] * dt(r) + m[k]) / dt(s)  # exact: the merged vector's gradient is (r g_d + g_k)/s
-    v[k] = (v[d] * dt(r * r) + v[k]) / dt(s * s)  # its analogue for the squares
+    if abs(r) < 1e15:
+        m[k] = (m[d] * dt(r) + m[k]) / dt(s)  # exact: the merged vector's gradient is (r g_d + g_k)/s
+        v[k] = (v[d] * dt(r * r) + v[k]) / dt(s * s)  # its analogue for the squares
+    else:  # a kept vector near zero: r^2 would overflow float32; the same with the weights r/s, 1/s <= 1
+        m[k] = m[d] * dt(r / s) + m[k] * dt(1 / s)
+        v[k] = v[d] * dt((r / s) ** 2) + v[k] * dt(1 / (s * s))
 
 
 def _moments_reset(m, v, k, d, r, s, dt):

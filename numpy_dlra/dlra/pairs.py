@@ -59,19 +59,21 @@ class FusionRules:
 def closest_pair(G, out=None):
     """(i, j, c): the pair i < j of vectors with the largest |cos| given their Gram G (n, n), c their cosine.
 
-    A zero vector has cosine 0 with everything. Needs n >= 2. `out`: an (n, n) scratch array.
+    A zero vector (norm below sqrt(the dtype's smallest normal) x 1e4, where its Gram entries are rounding) has
+    cosine 0 with everything, and so is never fused or pulled by RaRe. Needs n >= 2. `out`: an (n, n) scratch array.
     """
     xp = array_module(G)
     n = G.shape[0]
     d = xp.sqrt(xp.maximum(xp.diagonal(G), 0))
-    inv = xp.where(d > 0, 1.0 / xp.where(d > 0, d, 1.0), 0.0).astype(G.dtype)
+    zero = math.sqrt(float(np.finfo(G.dtype).tiny)) * 1e4  # 1.1e-15 in float32: |w|^2 near underflow, G is rounding
+    inv = xp.where(d > zero, 1.0 / xp.where(d > zero, d, 1.0), 0.0).astype(G.dtype)
     C = xp.multiply(G, inv[None, :], out=out)  # (n, n) cosines, in two passes
     C *= inv[:, None]
     C.reshape(-1)[:: n + 1] = 0  # the diagonal is not a pair
     hi, lo = int(C.argmax()), int(C.argmin())
     flat = hi if float(C.reshape(-1)[hi]) >= -float(C.reshape(-1)[lo]) else lo
     i, j = divmod(flat, n)
-    return min(i, j), max(i, j), float(C[i, j])
+    return min(i, j), max(i, j), min(1.0, max(-1.0, float(C[i, j])))  # |cos| > 1 is rounding (a vector near zero)
 
 
 def _gram(layer, W, axis, cache):

@@ -38,6 +38,15 @@ def rare_term(pairs, params, grads):
             gV = layer.view(gW, axis)  # a view: updates grads
             a = lambda1 * weight * -2.0 * cos
             wi, wj = V[:, i].copy(), V[:, j].copy()
-            gV[:, i] += (a / (ni * nj)) * wj - (a * cos / ni**2) * wi  # -2 cos (w_j/(|w_i||w_j|) - cos w_i/|w_i|^2)
-            gV[:, j] += (a / (ni * nj)) * wi - (a * cos / nj**2) * wj
+            if max(ni, nj) / min(ni, nj) < LARGE and min(ni, nj) > 1 / LARGE:
+                gV[:, i] += (a / (ni * nj)) * wj - (a * cos / ni**2) * wi  # -2 cos (w_j/(|w_i||w_j|) - cos w_i/|w_i|^2)
+                gV[:, j] += (a / (ni * nj)) * wi - (a * cos / nj**2) * wj
+            elif min(ni, nj) > TINY:  # a vector near zero: the same, through unit vectors (1/|w|^2 would overflow)
+                ui, uj = wi / wi.dtype.type(ni), wj / wj.dtype.type(nj)
+                gV[:, i] += (a / ni) * (uj - cos * ui)
+                gV[:, j] += (a / nj) * (ui - cos * uj)
     return total
+
+
+LARGE = 1e12  # norms further apart than this, or below 1 / LARGE, take the unit-vector form of the gradient
+TINY = 1e-30  # a vector shorter than this gets no RaRe gradient: its direction is rounding (its gradient would be ~1/|w|)

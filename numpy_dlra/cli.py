@@ -107,6 +107,9 @@ def _parser():
                                                 "W3, W4 and the biases)")
     e.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="of the arrays (default: float32)")
     e.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    e.add_argument("--channel-maps", action="store_true", help="a DLRA CNN with channel columns: keep each connector as "
+                   "a 1 x 1 map (M2, M3) before its kernel, so that merged input channels shrink the file too "
+                   "(numpy_dlra.experiments.export.cnn_forward runs it)")
 
     k = sub.add_parser("controls", help="DLRA against smaller networks at its sizes (exported, W'): trained from "
                                         "scratch, pruned or SVD-truncated from the baseline (as is and fine-tuned)")
@@ -242,10 +245,11 @@ def _controls(args):
 def _export(args):
     from .experiments.export import export_run
 
-    meta = export_run(args.run, args.out, args.dtype, args.force)
+    meta = export_run(args.run, args.out, args.dtype, args.force, channel_maps=args.channel_maps)
     c = meta["params"]
     print(f"exported {args.run} (epoch {meta['epoch']}, {meta['method']}) as a plain {meta['model'].upper()} "
-          f"{'-'.join(map(str, meta['sizes']))} to {args.out} ({meta['dtype']}; inputs scaled {meta['input_scaling']})")
+          f"{'-'.join(map(str, meta['sizes']))}"
+          f"{' with 1 x 1 channel maps ' + ', '.join(meta['channel_maps']) if meta.get('channel_maps') else ''} to {args.out} ({meta['dtype']}; inputs scaled {meta['input_scaling']})")
     print(f"parameters: dense original {c['dense']:,}; exported {c['exported']:,} "
           f"({100 * (1 - c['exported'] / c['dense']):.1f} % fewer); factorized W' (the paper's count) "
           f"{c['factorized']:,} ({100 * (1 - c['factorized'] / c['dense']):.1f} % fewer)")

@@ -13,7 +13,7 @@ def _error(capsys, argv):
 
 def test_analyze_without_a_table_names_the_tables(capsys):
     err = _error(capsys, ["analyze"])
-    assert err[0] == ("numpy-dlra analyze: error: which table? one of: arms, curve, merge-trend, runs, readings, "
+    assert err[0] == ("numpy-dlra analyze: error: which table? one of: arms, curve, merge-trend, layers, runs, readings, "
                       "controls, axes")
     assert "required: table" not in "\n".join(err)
 

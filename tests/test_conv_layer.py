@@ -244,3 +244,28 @@ def test_the_dense_l2_reading_is_the_l2_of_the_dense_kernels(columns):
 
     errors = check_param_grads(l2, {k: v for k, v in params.items() if k[0] in "Wg"}, grads)
     assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("axes", ["longer", "both"])
+def test_the_export_with_channel_maps_keeps_merged_input_channels_out_of_the_kernels(axes):
+    """Channel columns: with the connectors kept as 1 x 1 maps (M2, M3), the exported kernels read n' channels, the
+    file is smaller than the folded one once columns have merged, and experiments.export.cnn_forward gives the
+    run's logits from either form."""
+    from numpy_dlra.experiments.export import cnn_forward
+    _, _, model, params = tiny_cnn(14, "channel", axes, widths=(6, 6, 8))
+    state = Adam(1e-2).init(params)
+    g = np.random.default_rng(15)
+    for layer, (k, d, r) in zip(model.layers[1:3], [(0, 4, -1.5), (2, 1, 2.0)]):  # a channel column of each, fused
+        V = layer.view(params[layer.keys["W"]], "cols")
+        V[:, d] = r * V[:, k]
+        layer.fuse(params, state, "cols", k, d, RULES)
+    model.rebuild()
+    x = g.standard_normal((5, 128))
+    want = model.forward(params, x)[0]
+    folded, mapped = model.export(params), model.export(params, channel_maps=True)
+    np.testing.assert_allclose(cnn_forward(folded, x, (8, 8, 2)), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(cnn_forward(mapped, x, (8, 8, 2)), want, rtol=1e-10, atol=1e-10)
+    assert mapped["M2"].shape == (5, 6) and mapped["M3"].shape == (5, 6)
+    assert mapped["K2"].shape == (3, 3, 5, 6) and folded["K2"].shape == (3, 3, 6, 6)
+    assert mapped["W3"].shape == (8, 4 * 5) and folded["W3"].shape == (8, 4 * 6)  # a 2 x 2 pooled image
+    assert sum(a.size for a in mapped.values()) < sum(a.size for a in folded.values())

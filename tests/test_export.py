@@ -164,3 +164,11 @@ def test_a_cnn_run_exports_a_narrower_plain_cnn_with_the_runs_logits(tmp_path, m
     np.testing.assert_allclose(plain.forward(arrays, x)[0], model.forward(params, x)[0], rtol=1e-9, atol=1e-9)
     if method == "dlra":
         assert meta["params"]["exported"] < meta["params"]["dense"] and min(sizes[1:4]) < 32
+        from numpy_dlra.experiments.export import cnn_forward
+        assert main(["export", str(run), "--out", str(tmp_path / "m.npz"), "--dtype", "float64", "--channel-maps"]) == 0
+        with np.load(tmp_path / "m.npz") as z:
+            mapped = {k: z[k] for k in z.files if k not in ("sizes", "meta")}
+        np.testing.assert_allclose(cnn_forward(mapped, x, (28, 28, 1)), model.forward(params, x)[0], rtol=1e-9, atol=1e-9)
+    else:
+        assert main(["export", str(run), "--out", str(tmp_path / "m.npz"), "--channel-maps"]) == 2  # no maps to keep
+        assert not (tmp_path / "m.npz").exists()

@@ -178,24 +178,33 @@ class ConvLayer(FactorizedLayer):
         P = self.factors.dense_P(self.shape()[0])
         return P @ self.weight(params) @ self._dense_Q(), P @ to_numpy(params[self.keys["b"]]).astype(np.float64)
 
-    def export(self, params, prev):
+    def export(self, params, prev, channel_map=False):
         """This layer of the plain CNN: (kernel (kh, kw, G_{l-1}, G_l), b (G_l,)), float64: rows r and signs s of
-        the feature groups, c W' and the connector M multiplied out, W_l = diag(s) (c W' M)[r]."""
+        the feature groups, c W' and the connector M multiplied out, W_l = diag(s) (c W' M)[r].
+
+        With ``channel_map`` (channel columns only) the connector is kept apart: (kernel (kh, kw, n', G_l), b, M
+        (n', G_{l-1}) or None), the layer's input mixed by the 1 x 1 map M first, the kernel reading its n' channels."""
         mp, np_ = self.shape()
         W = self.weight(params)  # (m', n') or (m', kh kw n')
         spec = self._connector(prev)
+        M = None
         if spec is not None:
             rows, cols, vals, G = spec
             M = np.zeros((np_, G))
             np.add.at(M, (rows, cols), vals)  # duplicates summed, as the sparse connector does
-            if self.columns == "channel":
+            if channel_map and self.columns == "channel":
+                pass  # kept apart: returned beside the kernel
+            elif self.columns == "channel":
                 W = (W.reshape(mp, self.positions, np_) @ M).reshape(mp, -1)  # (m', kh kw, n') @ (n', G) per position
             else:
                 W = W @ M  # (m', n') @ (n', kh kw G)
         g, b = self.groups, to_numpy(params[self.keys["b"]]).astype(np.float64)
-        W = g.signs[:, None] * W[g.rows]  # (G_l, kh kw G_{l-1})
+        W = g.signs[:, None] * W[g.rows]  # (G_l, kh kw G_{l-1}), or (G_l, kh kw n') with the map kept apart
         kh, kw = self.kernel
-        return W.reshape(len(g.rows), kh, kw, -1).transpose(1, 2, 3, 0), g.signs * b[g.rows]
+        K = W.reshape(len(g.rows), kh, kw, -1).transpose(1, 2, 3, 0)
+        if channel_map and self.columns == "channel":
+            return K, g.signs * b[g.rows], M
+        return K, g.signs * b[g.rows]
 
     def stats(self, m_full):
         mp, np_ = self.shape()

@@ -77,12 +77,22 @@ class FactorizedCNN(FactorizedMLP):
             grads.update(g)
         return (None if d is None else d.reshape(d.shape[0], -1)), grads
 
-    def export(self, params):
+    def export(self, params, channel_maps=False):
         """The plain CNN this network computes: :class:`CNN` parameters K1 (3, 3, C, G1), K2 (3, 3, G1, G2), W3
-        (G3, pooled (h, w) G2) in the CNN's flatten order, W4 (classes, G3), and the biases; float64."""
+        (G3, pooled (h, w) G2) in the CNN's flatten order, W4 (classes, G3), and the biases; float64.
+
+        ``channel_maps`` (channel columns): the connectors of layers 2 and 3 kept apart as 1 x 1 maps M2 (n'_2, G1),
+        M3 (n'_3, G2), applied to the previous features before the kernel, which then reads n' channels: K2
+        (3, 3, n'_2, G2), W3 (G3, pooled (h, w) n'_3). A column fusion then shrinks the exported network too
+        (:func:`numpy_dlra.experiments.export.cnn_forward` runs either form)."""
         out, prev = {}, None
         for layer in self.layers:
-            w, b = layer.export(params, prev)
+            if channel_maps and isinstance(layer, ConvLayer) and layer.columns == "channel":
+                w, b, M = layer.export(params, prev, channel_map=True)
+                if M is not None:
+                    out[f"M{layer.l}"] = M
+            else:
+                w, b = layer.export(params, prev)
             if layer.l == 3:
                 w = w.transpose(3, 0, 1, 2).reshape(w.shape[3], -1)  # the kernel over the whole image: dense W3
             out[("K" if layer.l < 3 else "W") + str(layer.l)], out[f"b{layer.l}"] = w, b

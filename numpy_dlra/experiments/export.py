@@ -28,9 +28,10 @@ from .build import build_model, dense_model
 from .run_folder import RunFolder
 
 
-def export_arrays(model, params, dtype=np.float32):
-    """(arrays, sizes) of the plain MLP (or CNN) that `model` with `params` computes, in `dtype`."""
-    folded = model.export(params)
+def export_arrays(model, params, dtype=np.float32, channel_maps=False):
+    """(arrays, sizes) of the plain MLP (or CNN) that `model` with `params` computes, in `dtype`; ``channel_maps``:
+    a CNN's connectors kept apart as 1 x 1 maps (FactorizedCNN.export)."""
+    folded = model.export(params, channel_maps=True) if channel_maps else model.export(params)
     if "K1" in folded:  # a CNN: (H W C, G1, G2, G3, classes)
         sizes = [int(np.prod(model.input_shape)), folded["K1"].shape[3], folded["K2"].shape[3], folded["W3"].shape[0],
                  folded["W4"].shape[0]]
@@ -52,7 +53,27 @@ def forward(arrays, x):
     return h
 
 
-def export_run(run, out, dtype="float32", force=False, log=print):
+def cnn_forward(arrays, x, input_shape):
+    """The exported CNN's logits (N, classes) for flat images x (N, H W C): conv 3x3 (K1), ReLU, [1 x 1 map M2],
+    conv 3x3 (K2), ReLU, 2 x 2 max pool, [1 x 1 map M3], flatten, W3, ReLU, W4; 'valid' convolutions, channels last."""
+    def conv(h, K, b):  # 'valid', stride 1: y[n, p, q, o] = sum_{i, j, c} h[n, p+i, q+j, c] K[i, j, c, o] + b[o]
+        kh, kw = K.shape[:2]
+        Ho, Wo = h.shape[1] - kh + 1, h.shape[2] - kw + 1
+        return sum(h[:, i:i + Ho, j:j + Wo, :] @ K[i, j] for i in range(kh) for j in range(kw)) + b
+    h = x.reshape((len(x),) + tuple(input_shape))
+    h = np.maximum(conv(h, arrays["K1"], arrays["b1"]), 0)
+    if "M2" in arrays:
+        h = h @ arrays["M2"].T  # (N, H, W, G1) -> (N, H, W, n'_2): channels merged
+    h = np.maximum(conv(h, arrays["K2"], arrays["b2"]), 0)
+    N, H, W, C = h.shape
+    h = h[:, :H // 2 * 2, :W // 2 * 2].reshape(N, H // 2, 2, W // 2, 2, C).max(axis=(2, 4))  # 2 x 2 max pool
+    if "M3" in arrays:
+        h = h @ arrays["M3"].T
+    h = np.maximum(h.reshape(N, -1) @ arrays["W3"].T + arrays["b3"], 0)
+    return h @ arrays["W4"].T + arrays["b4"]
+
+
+def export_run(run, out, dtype="float32", force=False, log=print, channel_maps=False):
     """Write the plain MLP of the run folder `run` to `out` (.npz); returns its meta dict.
 
     UserError (exit status 2, nothing written) for: no run or checkpoint, a corrupt checkpoint, an existing
@@ -78,14 +99,17 @@ def export_run(run, out, dtype="float32", force=False, log=print):
         log(f"{run}: the run is not finished (epoch {state.epoch} of {cfg.epochs}): exporting its last "
             f"checkpoint, epoch {state.epoch}")
     model, params = build_model(cfg, state=state)
-    arrays, sizes = export_arrays(model, params, np.dtype(dtype))
+    if channel_maps and (cfg.model != "cnn" or cfg.method == "baseline"):
+        raise UserError(f"--channel-maps: {run} is a --model {cfg.model} --method {cfg.method} run; the maps are the "
+                        "connectors of a factorized CNN (--model cnn --method fn or dlra)")
+    arrays, sizes = export_arrays(model, params, np.dtype(dtype), channel_maps)
     counts = {"dense": dense_model(cfg).param_count(),
               "exported": int(sum(a.size for a in arrays.values())),
               "factorized": model.param_count()}
     meta = {"source_run": str(run), "epoch": state.epoch, "finished": finished, "method": cfg.method,
             "input_scaling": cfg.input_scaling, "input_shape": list(cfg.input_shape or ()), "data": cfg.data,
             "data_sha256": cfg.data_sha256, "dtype": dtype, "sizes": sizes, "params": counts,
-            "model": cfg.model,
+            "model": cfg.model, "channel_maps": sorted(k for k in arrays if k.startswith("M")),
             "forward": ("logits = W4 relu(W3 flatten(maxpool2x2(relu(conv3x3(relu(conv3x3(x, K1) + b1), K2) + b2))) + b3) "
                         "+ b4, images (H, W, C) channels last, 'valid' convolutions" if cfg.model == "cnn" else
                         "logits = W_L relu(... relu(W_1 x + b_1) ...) + b_L")}

@@ -40,7 +40,7 @@ def train_argv(cfg, folder):
         v = getattr(cfg, f.name)
         if not f.metadata["flag"] or v is None:  # filled in from the data; sizes None: from your own data
             continue
-        if f.name == "sizes":
+        if f.name in ("sizes", "cnn_widths"):
             v = ",".join(map(str, v))
         elif f.name == "layer_ranks":
             v = ",".join(f"{a}:{b}" for a, b in v)

@@ -101,3 +101,12 @@ def test_widths_must_be_integers():
     for bad in ((784, 5.5, 10), (784, "5", 10), (784, True, 10)):
         with pytest.raises(ConfigError, match="--sizes .*: give integer widths"):
             TrainConfig(sizes=bad)
+
+
+def test_the_cnn_only_settings_never_tell_two_mlp_runs_apart():
+    """An MLP run recorded the convolution settings with the defaults of its day; a later default (conv_axes became
+    "both" after its measurement) must not make it "a different configuration" when resumed or reused."""
+    old = TrainConfig(method="dlra", conv_axes="longer")
+    assert old.run_key() == TrainConfig(method="dlra").run_key()
+    assert TrainConfig(method="dlra", model="cnn", conv_axes="longer").run_key() != \
+        TrainConfig(method="dlra", model="cnn").run_key()

@@ -16,8 +16,9 @@ the fusions are the MLP's, applied to W'. :class:`ConvLayer` is :class:`.layer.F
     "channel"  a whole input channel c_i: all kh kw positions of it, a vector of C_o kh kw entries. W' is stored
                (m', kh kw n') in (h, w, c) order, Q (n' x C_i) acts on the channels before the patches, and the
                layer stays a convolution with n' input channels.
-  and which axes may fuse, ``conv_axes``: "longer", the MLP's rule (equations.fusable_axes) on (m', the number
-  of columns); "both", rows and columns whenever the MLP's other rules allow.
+  and which axes may fuse, ``conv_axes``: "both" (the default, measured in docs/choices.md), rows and columns
+  whenever the MLP's other rules allow; "longer", the MLP's rule (equations.fusable_axes) on (m', the number of
+  columns).
 
 A dense layer that reads a flattened image (the CNN's dense 256 after the pool) is a ConvLayer whose kernel
 covers the whole image (kh, kw = H, W): its W' is the dense layer's W' in the same (h, w, c) order, and under
@@ -53,7 +54,7 @@ class ConvLayer(FactorizedLayer):
     """
 
     def __init__(self, l, n_layers, factors, k=None, classes=1, *, kernel, image, pool=False, columns="channel",
-                 axes="longer"):
+                 axes="both"):
         if columns not in COLUMNS or axes not in AXES:
             raise ValueError(f"conv_columns {columns!r}, conv_axes {axes!r}: choose from {COLUMNS}, {AXES}")
         super().__init__(l, n_layers, factors, k, classes)

@@ -24,7 +24,7 @@ class FactorizedCNN(FactorizedMLP):
     """
 
     def __init__(self, input_shape, sizes, factors, fn_k, xp=np, dtype=np.float32, l2_on="w", columns="channel",
-                 axes="longer"):
+                 axes="both"):
         self.input_shape, self.columns, self.axes = tuple(input_shape), columns, axes
         H, W, _ = self.input_shape
         self._geometry = [dict(kernel=(3, 3), image=(H, W)), dict(kernel=(3, 3), image=(H - 2, W - 2), pool=True),
@@ -39,7 +39,7 @@ class FactorizedCNN(FactorizedMLP):
         return convs + [FactorizedLayer(4, L, factors[3], k(4), classes)]
 
     @classmethod
-    def from_cnn(cls, cnn, params, fn=True, xp=np, l2_on="w", columns="channel", axes="longer"):
+    def from_cnn(cls, cnn, params, fn=True, xp=np, l2_on="w", columns="channel", axes="both"):
         """The factorized form of a dense :class:`CNN`'s parameters (P, Q identity, W' = the kernel as a matrix,
         g = 1); returns (model, params)."""
         f1, f2, hidden = cnn.widths

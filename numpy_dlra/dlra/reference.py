@@ -232,7 +232,7 @@ class ConvDenseLayer(DenseLayer):
     """
 
     def __init__(self, l, n_layers, classes, W, b, g, k, P, Q, m=None, v=None, *, kernel, image, channels, pooled=False,
-                 columns="channel", axes="longer"):
+                 columns="channel", axes="both"):
         super().__init__(l, n_layers, classes, W, b, g, k, P, Q, m, v)
         self.kernel, self.image, self.channels, self.pooled = tuple(kernel), tuple(image), channels, pooled
         self.columns, self.axes = columns, axes

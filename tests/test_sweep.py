@@ -77,7 +77,7 @@ def test_missing_mnist_falls_back_to_fashion_mnist_and_says_so(tmp_path, monkeyp
 
 @pytest.mark.parametrize("kw, flag", [
     (dict(method="dlra", rank=2), "--rank"), (dict(rank=11), "--rank"), (dict(rank=-1), "--rank"),
-    (dict(model="cnn", method="fn"), "--method"), (dict(model="vgg"), "--model"), (dict(dataset="svhn"), "--dataset"),
+    (dict(cnn_widths=(8, 8, 8)), "--cnn-widths"), (dict(model="vgg"), "--model"), (dict(dataset="svhn"), "--dataset"),
 ])
 def test_second_seed_config_errors_name_the_flag(kw, flag):
     with pytest.raises(ConfigError, match=flag):

@@ -50,6 +50,7 @@ from numpy_dlra.experiments.build import build_model  # noqa: E402
 from numpy_dlra.experiments.config import TrainConfig  # noqa: E402
 from numpy_dlra.experiments.train import make_rngs  # noqa: E402
 from numpy_dlra.nn.optim import Adam  # noqa: E402
+from table import cpu_name  # noqa: E402  (benchmarks/table.py, beside this script)
 
 BATCH = 32
 READINGS = (("channel", "longer"), ("channel", "both"), ("coord", "longer"), ("coord", "both"))
@@ -62,14 +63,6 @@ def threads():
     return int(os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count())
 
 
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def config(name, no_merges):

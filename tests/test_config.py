@@ -43,7 +43,7 @@ BAD = {  # field: a value its validation refuses
     "epochs": 0, "batch_size": 0, "seed": -1, "dtype": "float16", "device": "tpu", "data": "some", "sizes": (784, 10, 3),
     "lr": 0.0, "beta1": 1.0, "beta2": -0.1, "eps": 0.0, "dropout": 1.0, "grad_noise_eta": -1.0,
     "grad_noise_gamma": -1.0, "lambda1": -1.0, "lambda2": -1.0, "tau_cos": 0.0, "tau_euc": 0.0,
-    "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1, "eq13_on": "cw", "row_vectors": "b", "l2_mode": "adamw", "task_loss": "avg",
+    "l2_on": "b", "merge_pairs": "all", "fuse_ratio": "max", "rare_axes": "some", "adam_merge": "keep", "search_every": 0, "probe_size": -1, "eq13_on": "cw", "row_vectors": "b", "grad_noise_stream": "normal", "l2_mode": "adamw", "task_loss": "avg",
     "init": "zeros", "val_fraction": 1.0, "split_seed": -1,
     "cnn_widths": (32, 32), "conv_columns": "pixel", "conv_axes": "rows",
 }
@@ -90,6 +90,9 @@ def test_older_run_folders_config_still_loads():
     # and one written before --row-vectors existed tested and fused rows as [w', b'] rows
     old = {k: v for k, v in TrainConfig(method="dlra").to_dict().items() if k != "row_vectors"}
     assert TrainConfig.from_dict(old).row_vectors == "wb" and TrainConfig(method="dlra").row_vectors == "w"
+    # and one written before --grad-noise-stream existed drew its noise from Generator.random's floats
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k != "grad_noise_stream"}
+    assert TrainConfig.from_dict(old).grad_noise_stream == "uniform" and TrainConfig().grad_noise_stream == "raw"
     with pytest.raises(ConfigError, match="unknown configuration keys"):
         TrainConfig.from_dict(TrainConfig().to_dict() | {"extra": {"x": 1}})
 
@@ -110,3 +113,13 @@ def test_the_cnn_only_settings_never_tell_two_mlp_runs_apart():
     assert old.run_key() == TrainConfig(method="dlra").run_key()
     assert TrainConfig(method="dlra", model="cnn", conv_axes="longer").run_key() != \
         TrainConfig(method="dlra", model="cnn").run_key()
+
+
+def test_the_noise_stream_tells_runs_apart_only_where_it_is_read():
+    """Two runs differing only in --grad-noise-stream are two runs, unless there is no noise (eta 0) or the GPU
+    draws its own (cuRAND): then a finished run is reused whatever stream it recorded."""
+    raw, uni = TrainConfig(method="fn"), TrainConfig(method="fn", grad_noise_stream="uniform")
+    assert raw.run_key() != uni.run_key()
+    for kw in ({"grad_noise_eta": 0.0}, {"device": "cuda"}):
+        assert TrainConfig(method="fn", **kw).run_key() == TrainConfig(method="fn", grad_noise_stream="uniform",
+                                                                      **kw).run_key()

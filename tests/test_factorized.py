@@ -94,6 +94,24 @@ def test_every_parameter_elementwise_tiny_random_structure():
     assert max(errors.values()) < 1e-6, errors
 
 
+def test_every_parameter_elementwise_with_a_zero_gain():
+    """A layer whose FN gain is 0 (c = 0) cannot fold c into its GEMM (c dY would hide dY, which dg needs): its
+    own path, checked by central differences too."""
+    sizes = (5, 4, 4, 3)
+    model, params = random_net(12, sizes, fn=True)
+    params["g2"][...] = 0.0
+    g = np.random.default_rng(2)
+    x, y = g.standard_normal((6, 5)), g.integers(0, 3, 6)
+
+    def loss():
+        return model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(3), lambda2=0.1)[0]
+
+    _, _, grads = model.loss_and_grads(params, x, y, training=True, rng=np.random.default_rng(3), lambda2=0.1)
+    assert abs(grads["g2"][0]) > 1e-6  # the gain is pulled off zero
+    errors = check_param_grads(loss, params, grads)
+    assert max(errors.values()) < 1e-6, errors
+
+
 def test_whole_network_random_direction_paper_widths_scaled_down():
     sizes = (30, 20, 20, 20, 10)
     model, params = random_net(5, sizes, fn=True)
@@ -130,3 +148,19 @@ def test_in_place_fn_backward_is_the_equations_one(seed, m, n):
     got_W, got_g = fn_backward_inplace(dY.copy(), W, k, gain)
     np.testing.assert_allclose(got_W, want_W, rtol=1e-12, atol=1e-12)
     assert abs(got_g[0] - want_g) < 1e-12 * max(1.0, abs(want_g))
+
+
+@given(seeds, st.integers(1, 5), st.integers(1, 5))
+def test_fn_backward_with_c_folded_into_the_gemm_is_the_equations_one(seed, m, n):
+    """FNLinear.backward scales du by c before the weight-gradient GEMM: fn_backward_folded from c dY."""
+    from numpy_dlra import equations as eq
+    from numpy_dlra.dlra.ops import fn_backward_folded
+
+    g = np.random.default_rng(seed)
+    W, dY, k, gain = g.standard_normal((m, n)), g.standard_normal((m, n)), g.uniform(0.5, 2), g.uniform(-2, 2)
+    want_W, want_g = eq.frobenius_normalize_backward(dY, W, k, gain)
+    f2 = float((W * W).sum())
+    c = k * gain / f2**0.5
+    got_W, got_g = fn_backward_folded(c * dY, W, k, gain, f2, c)
+    np.testing.assert_allclose(got_W, want_W, rtol=1e-10, atol=1e-12)
+    assert abs(got_g[0] - want_g) < 1e-10 * max(1.0, abs(want_g))

@@ -44,29 +44,29 @@ VS Code; the data and runs go to ``./tutorial09_run/`` and the figure appears in
 Expected output (2 cores, about 11 s)::
 
     mine.npz: x_train (2500, 14, 14) uint8, y_train (2500,) uint8, x_test (500, 14, 14) uint8, y_test (500,) uint8; 5 classes
-    numpy-dlra train --method baseline: sizes 196,500,500,500,500,500,5, test 75.40 %, 0.00 % compression, 0 merges, shapes 500x196 500x500 500x500 500x500 500x500 5x500
-    numpy-dlra train --method dlra: sizes 196,500,500,500,500,500,5, test 76.80 %, 0.02 % compression, 51 merges, shapes 500x196 500x500 500x500 500x500 500x500 5x449
+    numpy-dlra train --method baseline: sizes 196,500,500,500,500,500,5, test 74.60 %, 0.00 % compression, 0 merges, shapes 500x196 500x500 500x500 500x500 500x500 5x500
+    numpy-dlra train --method dlra: sizes 196,500,500,500,500,500,5, test 76.00 %, 0.02 % compression, 47 merges, shapes 500x196 500x500 500x500 500x500 500x500 5x453
     the data as the runs recorded it: tutorial09_run/mine.npz, scaling uint8/255, input shape (14, 14, 1), 5 classes
     196-300-100-5: 89,708 parameters with FN's 3 gains; lambda1 200.0, tau_cos 0.01, tau_euc 1.0, 3 epochs
-    epoch 1: test 71.00 %, shapes 300x196 100x300 5x95 (features 300 100), 89,683 params (0.03 %), merges 5
+    epoch 1: test 70.60 %, shapes 300x196 100x300 5x95 (features 300 100), 89,683 params (0.03 %), merges 5
     epoch 2: test 77.80 %, shapes 300x196 100x300 5x93 (features 300 100), 89,673 params (0.04 %), merges 2
-    epoch 3: test 77.00 %, shapes 300x196 100x300 5x92 (features 300 100), 89,668 params (0.04 %), merges 1
+    epoch 3: test 77.60 %, shapes 300x196 100x300 5x92 (features 300 100), 89,668 params (0.04 %), merges 1
     merges.jsonl: 8 merges; layer 3 cols: 8
-      step    1  layer 3 cols  kept  32 dropped  30  cos  0.9909  D_euc 0.0319  shape 5x99  probe_change 0.0278
-      step    4  layer 3 cols  kept  16 dropped   4  cos  0.9922  D_euc 0.0181  shape 5x98  probe_change 0.0385
-      step    8  layer 3 cols  kept  54 dropped  32  cos  0.9914  D_euc 0.0192  shape 5x97  probe_change 0.0002
-      step   13  layer 3 cols  kept  90 dropped  69  cos  0.9909  D_euc 0.0267  shape 5x96  probe_change 0.0408
-      step   18  layer 3 cols  kept  64 dropped   1  cos  0.9909  D_euc 0.0156  shape 5x95  probe_change 0.0524
-      step   25  layer 3 cols  kept  83 dropped  58  cos -0.9902  D_euc 0.0299  shape 5x94  probe_change 0.0008
+      step    1  layer 3 cols  kept  32 dropped  30  cos  0.9909  D_euc 0.0319  shape 5x99  probe_change 0.0279
+      step    4  layer 3 cols  kept  16 dropped   4  cos  0.9922  D_euc 0.0181  shape 5x98  probe_change 0.0380
+      step    8  layer 3 cols  kept  54 dropped  32  cos  0.9911  D_euc 0.0195  shape 5x97  probe_change 0.0006
+      step   13  layer 3 cols  kept  90 dropped  69  cos  0.9903  D_euc 0.0280  shape 5x96  probe_change 0.0425
+      step   18  layer 3 cols  kept  64 dropped   1  cos  0.9911  D_euc 0.0156  shape 5x95  probe_change 0.0532
+      step   26  layer 3 cols  kept  83 dropped  58  cos -0.9911  D_euc 0.0286  shape 5x94  probe_change 0.0007
     dense 196-300-100-5 has 89,705 parameters; DLRA's net now has 89,668 (0.04 % compression)
     forward FLOPs per sample: dense 178,600, factorized 2 m'n' 178,520, paper's count 178,600
     the one-step API: train_step on 196-24-24-5 (lambda1 200, tau_cos 0.2, tau_euc 10), batch 100, 22 steps
     the steps that merged:
       step 1: loss 146.3630, RaRe 0.7055, merged layer 3 cols x 8; shapes 24x196 24x24 5x16
-      step 3: loss 142.6623, RaRe 0.6873, merged layer 3 cols x 1; shapes 24x196 24x24 5x15
-      step 13: loss 119.4407, RaRe 0.5722, merged layer 3 cols x 1; shapes 24x196 24x24 5x14
-    after 22 steps: 10 merges, test accuracy 45.40 %, parameters 5,406 (dense 5,453 + 3 FN gains)
-    exported: a plain MLP 196-300-100-5, test accuracy 77.00 % (the run's last epoch: 77.00 %)
+      step 3: loss 142.6627, RaRe 0.6873, merged layer 3 cols x 1; shapes 24x196 24x24 5x15
+      step 13: loss 119.4410, RaRe 0.5722, merged layer 3 cols x 1; shapes 24x196 24x24 5x14
+    after 22 steps: 10 merges, test accuracy 45.80 %, parameters 5,406 (dense 5,453 + 3 FN gains)
+    exported: a plain MLP 196-300-100-5, test accuracy 77.60 % (the run's last epoch: 77.60 %)
     parameters: dense 89,705, exported 89,705, factorized W' 89,668
 """
 import json

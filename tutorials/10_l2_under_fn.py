@@ -27,19 +27,19 @@ Expected output (2 cores, about 30 s)::
 
     FN: a 784-500-500-10 net's logits with W'_2 scaled by 0.1 and by 10 are unchanged to 1e-13: True and True
     fn, no L2 (lambda2 0)
-      epoch 1: test 67.40 %, ||W'_2||_F 31.74, c_2 0.99, turn per step 0.2699 degrees
-      epoch 2: test 73.40 %, ||W'_2||_F 31.84, c_2 0.99, turn per step 0.1596 degrees
-      epoch 3: test 77.10 %, ||W'_2||_F 31.92, c_2 0.99, turn per step 0.1539 degrees
-      epoch 4: test 77.40 %, ||W'_2||_F 32.00, c_2 0.99, turn per step 0.1521 degrees
-      epoch 5: test 79.80 %, ||W'_2||_F 32.08, c_2 0.99, turn per step 0.1481 degrees
-      epoch 6: test 80.30 %, ||W'_2||_F 32.15, c_2 0.99, turn per step 0.1470 degrees
+      epoch 1: test 67.80 %, ||W'_2||_F 31.75, c_2 0.99, turn per step 0.2700 degrees
+      epoch 2: test 74.50 %, ||W'_2||_F 31.84, c_2 0.99, turn per step 0.1603 degrees
+      epoch 3: test 77.10 %, ||W'_2||_F 31.93, c_2 0.99, turn per step 0.1540 degrees
+      epoch 4: test 79.60 %, ||W'_2||_F 32.01, c_2 0.99, turn per step 0.1527 degrees
+      epoch 5: test 80.20 %, ||W'_2||_F 32.09, c_2 0.99, turn per step 0.1479 degrees
+      epoch 6: test 79.40 %, ||W'_2||_F 32.17, c_2 0.99, turn per step 0.1468 degrees
     fn, L2 on W' (lambda2 0.1, Eq. 17 as printed)
-      epoch 1: test 65.60 %, ||W'_2||_F 26.92, c_2 1.17, turn per step 0.2776 degrees
-      epoch 2: test 71.20 %, ||W'_2||_F 21.88, c_2 1.43, turn per step 0.2135 degrees
-      epoch 3: test 74.60 %, ||W'_2||_F 17.49, c_2 1.77, turn per step 0.2710 degrees
-      epoch 4: test 71.10 %, ||W'_2||_F 13.90, c_2 2.19, turn per step 0.3473 degrees
-      epoch 5: test 77.40 %, ||W'_2||_F 11.07, c_2 2.70, turn per step 0.4333 degrees
-      epoch 6: test 71.50 %, ||W'_2||_F 8.90, c_2 3.28, turn per step 0.5431 degrees
+      epoch 1: test 66.50 %, ||W'_2||_F 26.91, c_2 1.17, turn per step 0.2775 degrees
+      epoch 2: test 71.50 %, ||W'_2||_F 21.87, c_2 1.43, turn per step 0.2131 degrees
+      epoch 3: test 78.00 %, ||W'_2||_F 17.48, c_2 1.77, turn per step 0.2709 degrees
+      epoch 4: test 76.40 %, ||W'_2||_F 13.90, c_2 2.19, turn per step 0.3497 degrees
+      epoch 5: test 73.70 %, ||W'_2||_F 11.07, c_2 2.70, turn per step 0.4329 degrees
+      epoch 6: test 73.60 %, ||W'_2||_F 8.91, c_2 3.28, turn per step 0.5467 degrees
 """
 import os
 

@@ -40,6 +40,7 @@ class StepSettings:
     task_loss: str = "mean"  # L_task over the batch: "mean" or "sum"
     grad_noise_eta: float = 0.0  # gradient-noise variance eta / (1 + t)^gamma; 0 = off
     grad_noise_gamma: float = 0.55
+    grad_noise_stream: str = "raw"  # how the CPU draws it: "raw" (two lanes of 64-bit words) or "uniform" (older runs)
 
     @classmethod
     def from_config(cls, cfg):
@@ -93,7 +94,8 @@ def train_step(model, params, opt, opt_state, x, y, cfg, rngs, pairs=None, probe
         raise UserError(f"the loss became {loss} at step {opt_state['t'] + 1} ({_culprit(params, x)}); "
                         "lower --lr or --grad-noise-eta, or use --dtype float64")
     if cfg.grad_noise_eta > 0:
-        add_gradient_noise(grads, opt_state["t"], cfg.grad_noise_eta, rngs["noise"], cfg.grad_noise_gamma)
+        add_gradient_noise(grads, opt_state["t"], cfg.grad_noise_eta, rngs["noise"], cfg.grad_noise_gamma,
+                           cfg.grad_noise_stream)
     tick("gradient noise")
     opt.step(params, grads, opt_state)
     if decay is not None:

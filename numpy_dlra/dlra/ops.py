@@ -41,7 +41,9 @@ class FNLinear:
     """Paper Eq. (15) inside Eq. (1): u = z (c W')^T + b', c = k g / ||W'||_F (FN); c = 1 without FN.
 
     params: W (m', n'), b (m',), and g (1,) when `k` is given. z: (B, n'); u: (B, m').
-    The product is taken with W' and scaled by c afterwards, so FN costs O(B m') and no copy of W'.
+    The product is taken with W' and scaled by c afterwards, so FN costs O(B m') and no copy of W'; backward
+    scales du by c before its two products (:func:`fn_backward_folded`), so the gradients cost a dot and one
+    y += a x over W' beyond the dense layer's.
     """
 
     def __init__(self, k=None):
@@ -60,16 +62,16 @@ class FNLinear:
 
     def backward(self, du, cache, *, input_grad=True):
         z, W, g, c, f2 = cache
-        gW = du.T @ z  # (m', B) @ (B, n') -> (m', n'): dL/d(c W')
         if c is None:
+            gW = du.T @ z  # (m', B) @ (B, n') -> (m', n')
             return (du @ W if input_grad else None), {"W": gW, "b": du.sum(axis=0)}  # (B, m') @ (m', n')
-        gW, gg = fn_backward_inplace(gW, W, self.k, float(g[0]), f2)
-        grads = {"W": gW, "b": du.sum(axis=0), "g": gg}
-        dz = None
-        if input_grad:
-            dz = du @ W  # (B, m') @ (m', n') -> (B, n')
-            dz *= dz.dtype.type(c)
-        return dz, grads
+        if c == 0.0:  # a zero gain: c dY would hide dY, which dg needs
+            gW, gg = fn_backward_inplace(du.T @ z, W, self.k, float(g[0]), f2)  # (m', n') dL/d(c W')
+            return (du @ W * du.dtype.type(c) if input_grad else None), {"W": gW, "b": du.sum(axis=0), "g": gg}
+        du_c = du * du.dtype.type(c)  # (B, m'): dL/du scaled by c once, for both products
+        gW, gg = fn_backward_folded(du_c.T @ z, W, self.k, float(g[0]), f2, c)  # (m', B) @ (B, n'): c dY
+        dz = du_c @ W if input_grad else None  # (B, m') @ (m', n') -> (B, n') = dL/du (c W')
+        return dz, {"W": gW, "b": du.sum(axis=0), "g": gg}
 
 
 def sq_norm(W):
@@ -96,6 +98,21 @@ def fn_backward_inplace(dY, W, k, g, f2=None):
     dg = xp.asarray([k * inner / f2**0.5], dtype=W.dtype)
     scaled_add_(dY, -c * inner / f2, W, b=c)
     return dY, dg
+
+
+def fn_backward_folded(cdY, W, k, g, f2, c):
+    """Eq. (15)'s backward from cdY = c dY (m', n'), c = k g / f != 0, overwritten with dL/dW'; returns (dW', dg (1,)).
+
+    With f = ||W'||_F (f2 = f^2) and inner = <dY, W'> = <cdY, W'> / c:
+        dL/dW' = c (dY - (inner / f^2) W') = cdY - (<cdY, W'> / f^2) W'    (a dot, then y += a x),
+        dL/dg = k inner / f.
+    The same as :func:`fn_backward_inplace` on dY (tests/test_factorized.py), with c taken into the GEMM.
+    """
+    xp = array_module(W)
+    inner_c = float(xp.dot(cdY.reshape(-1), W.reshape(-1)))  # c <dY, W'>
+    dg = xp.asarray([k * (inner_c / c) / f2**0.5], dtype=W.dtype)
+    scaled_add_(cdY, -inner_c / f2, W)
+    return cdY, dg
 
 
 class Gather:

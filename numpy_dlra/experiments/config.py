@@ -18,7 +18,7 @@ from ..models.mlp import PAPER_SIZES
 METHODS = ("baseline", "fn", "dlra")
 RETIRED_KEYS = {"extra": {}}  # keys older run folders hold, with the only value they ever had
 # keys older run folders lack, with the value that matches how those runs were trained (where it is not the default)
-ADDED_KEYS = {"eq13_on": "w", "row_vectors": "wb"}
+ADDED_KEYS = {"eq13_on": "w", "row_vectors": "wb", "grad_noise_stream": "uniform"}
 # the settings only DLRA reads (its Eqs. 13 and 16, the merges); a baseline or fn run never reads them
 DLRA_ONLY = ("lambda1", "tau_cos", "tau_euc", "fuse_ratio", "rare_axes", "adam_merge", "merge_pairs", "eq13_on",
              "row_vectors", "search_every", "probe_size", "conv_columns", "conv_axes")
@@ -89,6 +89,11 @@ class TrainConfig:
     dropout: float = _f(0.2, "dropout rate r0 after every hidden layer (paper)")
     grad_noise_eta: float = _f(1e-4, "gradient-noise variance scale eta (paper: not stated; our choice; 0 = off)")
     grad_noise_gamma: float = _f(0.55, "gradient-noise decay: variance eta / (1 + t)^gamma (Neelakantan et al.)")
+    grad_noise_stream: str = _f("raw", "how the CPU draws the gradient noise, both Box-Muller: raw, from the "
+                                "generator's 64-bit words, sigma folded in (the default, measured faster: "
+                                "benchmarks/noise_draws.py); uniform, from "
+                                "Generator.random's floats, the stream of the runs made before it. A GPU draws "
+                                "cuRAND's uniforms either way", ("raw", "uniform"))
     lambda1: float = _f(None, "RaRe weight, Eq. 18 (default 20 for dlra, as the paper; 0 otherwise)", type=float)
     lambda2: float = _f(None, "L2 weight, Eqs. 17-18 (default 0.1 for dlra, as the paper; 0 otherwise)", type=float)
     l2_on: str = _f("w", "which weight Eq. 17's L2 term reads (fn, dlra): w, W' as printed (the default, measured: "
@@ -271,8 +276,9 @@ class TrainConfig:
     def run_key(self):
         """The fields that make the run what it is, as a dict: every field but ``epochs`` and those its
         method never reads (DLRA_ONLY for baseline and fn; ``l2_on`` for the baseline, whose L2 term reads
-        its only weight). Two configurations with one key train the same run, so a finished run is reused
-        and an unfinished one resumed even when a DLRA-only default changed after it started."""
+        its only weight; ``grad_noise_stream`` without noise or on a GPU). Two configurations with one key train the
+        same run, so a finished run is reused and an unfinished one resumed even when a DLRA-only default changed
+        after it started."""
         d = self.to_dict()
         del d["epochs"]
         for k in (DLRA_ONLY if self.method != "dlra" else ()) + (("l2_on",) if self.method == "baseline" else ()):
@@ -280,6 +286,8 @@ class TrainConfig:
         if self.model != "cnn":  # an MLP never reads them (runs recorded them with the defaults of their day)
             for k in CNN_ONLY:
                 d.pop(k, None)
+        if self.grad_noise_eta == 0 or self.device == "cuda":  # no noise, or a GPU's own: the stream is not read
+            del d["grad_noise_stream"]
         return d
 
     def to_dict(self):

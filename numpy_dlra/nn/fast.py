@@ -8,6 +8,7 @@ form to its reference): ``adam_step_`` is ``optim.adam_update`` in place over a 
 without the temporaries, and ``scaled_add_`` is y <- b y + a x.
 """
 import math
+import sys
 
 import numpy
 
@@ -23,6 +24,8 @@ _BLOCK = 1 << 15
 def _block(xp, size):
     """Elements per block: _BLOCK on the CPU (cache-sized), the whole array on a GPU."""
     return _BLOCK if xp is numpy else max(size, 1)
+
+_LITTLE = sys.byteorder == "little"  # a uint64 array viewed as uint32 lists each word's low half first
 
 # The draws of N(0, 1) are made in blocks of this many (optim.standard_normal's definition of the stream).
 DRAW_BLOCK = 2 * _BLOCK
@@ -74,6 +77,11 @@ def scaled_add_(y, a, x, b=1.0):
     """y <- b y + a x in place (y, x: arrays of one shape and dtype; a, b: scalars), block by block
     through a small scratch buffer, so that no array-sized temporary is made."""
     xp = array_module(y)
+    if not y.flags.c_contiguous:  # y.reshape(-1) would be a copy: update y itself, with a temporary
+        if b != 1.0:
+            y *= y.dtype.type(b)
+        y += x * y.dtype.type(a)
+        return y
     yf, xf = y.reshape(-1), x.reshape(-1)
     dt, B = y.dtype.type, _block(xp, yf.size)
     tmp = xp.empty(min(B, yf.size), dtype=y.dtype)
@@ -116,11 +124,47 @@ def standard_normal(rng, n, dtype, xp=None):
     return out
 
 
-def add_gradient_noise(grads, t, eta, rng, gamma=0.55):
+def _raw_block(bitgen, k, sigma, g, a, tmp):
+    """g[:k] += the "raw" stream's next k draws of sigma z (``optim.raw_integers`` then ``optim.box_muller_raw``,
+    the same operations), through the scratch arrays a (>= 2h entries) and tmp (>= h) of g's dtype."""
+    h, dt = (k + 1) // 2, g.dtype.type
+    if g.dtype == numpy.float32:
+        words = bitgen.random_raw(h)
+        v = words.view(numpy.uint32) if _LITTLE else numpy.stack([words & numpy.uint64(0xFFFFFFFF),
+                                                                  words >> numpy.uint64(32)], axis=1).reshape(-1)
+        v >>= numpy.uint32(9)  # (2h,) each half's top 23 bits
+        b = 23
+    else:
+        v = bitgen.random_raw(2 * h)
+        v >>= numpy.uint64(12)  # (2h,) each word's top 52 bits
+        b = 52
+    a = a[: 2 * h]
+    numpy.copyto(a, v, casting="unsafe")  # exact: b < the dtype's mantissa
+    s, theta = a[:h], a[h:]
+    s += dt(0.5)
+    s *= dt(2.0**-b)  # u = (a + 1/2) 2^-b, in (0, 1)
+    numpy.log(s, out=s)
+    s *= dt(-2.0 * sigma * sigma)
+    numpy.sqrt(s, out=s)  # s = sigma sqrt(-2 ln u)
+    theta *= dt(2.0 * math.pi * 2.0**-b)
+    t = tmp[:h]
+    numpy.sin(theta, out=t)
+    t *= s
+    g[:h] += t  # sigma z_i = s_i sin(theta_i)
+    t = tmp[: k - h]
+    numpy.cos(theta[: k - h], out=t)
+    t *= s[: k - h]
+    g[h:k] += t  # sigma z_{h+i} = cos(theta_i) s_i
+
+
+def add_gradient_noise(grads, t, eta, rng, gamma=0.55, stream="raw"):
     """``optim.gradient_noise`` added to every gradient in place: g += sigma_t z, sigma_t^2 = eta / (1 + t)^gamma.
 
-    The draws are those of ``optim.standard_normal(rng, g.size)`` for each g in order, made block by
-    block into a small buffer so that they never leave the CPU cache (on a GPU: one block per array).
+    The draws are those of `stream` for each g in order (``optim.raw_noise``, or for "uniform"
+    ``optim.standard_normal`` times sigma), made block by block into small buffers so that they never leave
+    the CPU cache. On a GPU (CuPy arrays) the stream is always "uniform" on the
+    device's generator, in one fused kernel per array (``nn.kernels``), or one block per array where CuPy has no
+    kernels.
     grads: dict of arrays; t: 0-based step; rng: Generator (the only randomness).
     Returns sigma_t (the standard deviation, the square root of ``optim.noise_variance``).
     """
@@ -130,6 +174,12 @@ def add_gradient_noise(grads, t, eta, rng, gamma=0.55):
     for g in grads.values():
         xp = array_module(g)
         gf = g.reshape(-1)
+        if stream == "raw" and xp is numpy:
+            h = (min(DRAW_BLOCK, gf.size) + 1) // 2
+            a, tmp = numpy.empty(2 * h, dtype=g.dtype), numpy.empty(h, dtype=g.dtype)
+            for s in range(0, gf.size, DRAW_BLOCK):
+                _raw_block(rng.bit_generator, min(DRAW_BLOCK, gf.size - s), sigma, gf[s:], a, tmp)
+            continue
         fused = noise_kernel(xp)
         if fused is not None:  # a GPU: the same draws and operations as below, in two launches (nn.kernels)
             h = (gf.size + 1) // 2

@@ -92,14 +92,75 @@ def standard_normal(rng, n, dtype, xp=None):
     return xp.concatenate(blocks) if blocks else xp.empty(0, dtype=dtype)
 
 
-def gradient_noise(grads, t, eta, rng, gamma=0.55):
-    """Neelakantan et al.: g + sigma_t z for every gradient g, z ~ N(0, I) (:func:`standard_normal`, drawn for
-    each g in order), sigma_t^2 = :func:`noise_variance`. Returns (the noisy gradients, sigma_t)."""
+NOISE_STREAMS = ("raw", "uniform")  # how the CPU's generator becomes N(0, 1) draws (gradient_noise)
+
+
+def raw_integers(words, dtype):
+    """The b-bit integers of the "raw" stream, as floats of `dtype` (exact), from 64-bit words (uint64):
+
+        float32, b = 23: each word's low 32-bit half, then its high half, each shifted right by 9 (its top 23 bits);
+        float64, b = 52: each word shifted right by 12 (its top 52 bits).
+
+    Returns (a, b): a has 2 len(words) entries in float32, len(words) in float64.
+    """
+    xp, dtype = array_module(words), numpy.dtype(dtype)
+    if dtype == numpy.float32:
+        halves = xp.stack([words & numpy.uint64(0xFFFFFFFF), words >> numpy.uint64(32)], axis=1).reshape(-1)
+        return (halves >> numpy.uint64(9)).astype(dtype), 23
+    return (words >> numpy.uint64(12)).astype(dtype), 52
+
+
+def box_muller_raw(a, n, sigma, b):
+    """Box-Muller with sigma folded into the radius: n draws of sigma z, z ~ N(0, 1), from 2h b-bit integers a
+    (h = ceil(n / 2) pairs, dtype of a):
+
+        s_i = sqrt(ln((a_i + 1/2) 2^-b) (-2 sigma^2)),   theta_i = a_{h+i} (2 pi 2^-b)          (i < h),
+        out_i = s_i sin(theta_i) (i < h),   out_{h+i} = cos(theta_i) s_i (i < n - h).
+
+    u_i = (a_i + 1/2) 2^-b is uniform on the 2^b midpoints of (0, 1), so the log is finite and
+    |z| <= sqrt(2 (b + 1) ln 2): 5.77 in float32 (b = 23, the "uniform" stream's bound), 8.53 in float64.
+    Returns a 1-d array of n entries.
+    """
+    xp, dt = array_module(a), a.dtype.type
+    h = (n + 1) // 2
+    s = xp.sqrt(xp.log((a[:h] + dt(0.5)) * dt(2.0**-b)) * dt(-2.0 * sigma * sigma))  # (h,) sigma sqrt(-2 ln u)
+    theta = a[h:] * dt(2.0 * math.pi * 2.0**-b)  # (h,) angles in [0, 2 pi)
+    return xp.concatenate([s * xp.sin(theta), xp.cos(theta[: n - h]) * s[: n - h]])
+
+
+def raw_noise(rng, n, sigma, dtype):
+    """n draws of sigma z, z ~ N(0, 1), by the "raw" stream: in blocks of DRAW_BLOCK draws, a block of k draws
+    (h = ceil(k / 2) pairs) from the next h (float32) or 2h (float64) 64-bit words of `rng`'s bit generator
+    (``random_raw``): :func:`raw_integers`, then :func:`box_muller_raw`. Returns a 1-d NumPy array of `dtype`."""
+    blocks = []
+    for s in range(0, n, DRAW_BLOCK):
+        k = min(DRAW_BLOCK, n - s)
+        h = (k + 1) // 2
+        a, b = raw_integers(rng.bit_generator.random_raw(h if numpy.dtype(dtype) == numpy.float32 else 2 * h), dtype)
+        blocks.append(box_muller_raw(a, k, sigma, b))
+    return numpy.concatenate(blocks) if blocks else numpy.empty(0, dtype=dtype)
+
+
+def gradient_noise(grads, t, eta, rng, gamma=0.55, stream="raw"):
+    """Neelakantan et al.: g + sigma_t z for every gradient g, z ~ N(0, I) drawn for each g in order,
+    sigma_t^2 = :func:`noise_variance`. Returns (the noisy gradients, sigma_t).
+
+    `stream`, how `rng` becomes the draws (both Box-Muller, both N(0, 1) to float precision; tests/test_optim.py
+    tests their moments and tails):
+    - "raw" (the default): sigma folded into :func:`raw_noise`, Box-Muller on the bit generator's 64-bit words;
+    - "uniform": sigma times :func:`standard_normal`, from ``Generator.random``'s floats: the stream of the runs
+      made before "raw" (benchmarks/noise_draws.py measures both), and always on a GPU (CuPy arrays), whose
+      generator is cuRAND's.
+    """
     sigma = math.sqrt(noise_variance(t, eta, gamma))
     if sigma == 0.0:
         return dict(grads), 0.0
     out = {}
     for k, g in grads.items():
-        z = standard_normal(rng, g.size, g.dtype, array_module(g))
-        out[k] = g + (z * g.dtype.type(sigma)).reshape(g.shape)
+        xp = array_module(g)
+        if stream == "raw" and xp is numpy:  # a GPU's generator is cuRAND's: "uniform" there
+            out[k] = g + raw_noise(rng, g.size, sigma, g.dtype).reshape(g.shape)
+        else:
+            z = standard_normal(rng, g.size, g.dtype, xp)
+            out[k] = g + (z * g.dtype.type(sigma)).reshape(g.shape)
     return out, sigma

@@ -147,7 +147,7 @@ class ClosestPairs:
         """A reused scratch array of `shape` (a fresh 1 MB array costs page faults every step): one buffer per
         slot and dtype, as large as the largest shape asked for, viewed in its first prod(shape) entries, so
         that the shapes a long run passes through as it merges do not each keep a buffer."""
-        key, size = (str(dtype), slot), int(np.prod(shape))
+        key, size = (np.dtype(dtype).char, slot), math.prod(shape)
         if key not in self._scratch or self._scratch[key].size < size:
             self._scratch[key] = self.model.xp.empty(size, dtype=dtype)
         return self._scratch[key][:size].reshape(shape)

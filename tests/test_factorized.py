@@ -112,6 +112,20 @@ def test_every_parameter_elementwise_with_a_zero_gain():
     assert max(errors.values()) < 1e-6, errors
 
 
+def test_folding_fns_scale_into_the_gemms_changes_only_rounding(monkeypatch):
+    """ops.FOLD = False (the form before issue 27, kept for benchmarks/step_phases.py) gives the same gradients."""
+    from numpy_dlra.dlra import ops
+
+    model, params = random_net(13, (6, 5, 5, 3), fn=True)
+    g = np.random.default_rng(3)
+    x, y = g.standard_normal((8, 6)), g.integers(0, 3, 8)
+    folded = model.loss_and_grads(params, x, y, training=False, rng=None, lambda2=0.1)[2]
+    monkeypatch.setattr(ops, "FOLD", False)
+    unfolded = model.loss_and_grads(params, x, y, training=False, rng=None, lambda2=0.1)[2]
+    for k in folded:
+        np.testing.assert_allclose(folded[k], unfolded[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
 def test_whole_network_random_direction_paper_widths_scaled_down():
     sizes = (30, 20, 20, 20, 10)
     model, params = random_net(5, sizes, fn=True)

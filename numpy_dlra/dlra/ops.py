@@ -37,6 +37,9 @@ class Connect:
         return (self.MT @ dz.T).T, {}  # (G, n') @ (n', B) -> (B, G)
 
 
+FOLD = True  # FN's c folded into the backward GEMMs; False: scaled afterwards, as before issue 27 (benchmarks only)
+
+
 class FNLinear:
     """Paper Eq. (15) inside Eq. (1): u = z (c W')^T + b', c = k g / ||W'||_F (FN); c = 1 without FN.
 
@@ -65,7 +68,7 @@ class FNLinear:
         if c is None:
             gW = du.T @ z  # (m', B) @ (B, n') -> (m', n')
             return (du @ W if input_grad else None), {"W": gW, "b": du.sum(axis=0)}  # (B, m') @ (m', n')
-        if c == 0.0:  # a zero gain: c dY would hide dY, which dg needs
+        if c == 0.0 or not FOLD:  # a zero gain: c dY would hide dY, which dg needs
             gW, gg = fn_backward_inplace(du.T @ z, W, self.k, float(g[0]), f2)  # (m', n') dL/d(c W')
             return (du @ W * du.dtype.type(c) if input_grad else None), {"W": gW, "b": du.sum(axis=0), "g": gg}
         du_c = du * du.dtype.type(c)  # (B, m'): dL/du scaled by c once, for both products

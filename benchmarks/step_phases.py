@@ -1,0 +1,189 @@
+"""The paper's step by phase, against its floors: issue 27's goals measured in one run.
+
+One run of this script measures, at one batch size (default 128) on the BLAS threads it is given:
+- the step's GEMMs alone (forward, weight and input gradients of the dense net: the floor of a dense step);
+- the Gram matrices of Eq. (16) alone (W'^T W' and W' W'^T of every layer: the exact DLRA's extra floor);
+- ``train_step`` of: the baseline without gradient noise; baseline, fn and DLRA (exact) with the paper's noise,
+  each as it is and as it was before issue 27 (``--grad-noise-stream uniform`` and FN's c applied after the
+  GEMMs, ``ops.FOLD = False``), each split into Algorithm 1's phases (``algorithm1.PHASES``);
+- PyTorch's eager step of the baseline's work, without and with noise, when PyTorch is installed.
+Cases and floors run `--reps` times interleaved and each keeps its fastest repetition (a shared VM drifts by
+30 % and more within minutes).
+
+It prints the phase table and the goals of issue 27 with the measured ratio beside each, and writes them to
+`--out` (default benchmarks/results/step-phases-<host>-<threads>t.md).
+
+Usage: python benchmarks/step_phases.py [--batch 128] [--steps 100] [--reps 3] [--out FILE]
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from table import N_TRAIN, SIZES, cpu_name, gemm_rates, gram_seconds, load, threads  # noqa: E402
+
+from numpy_dlra.dlra import ops  # noqa: E402
+from numpy_dlra.dlra.algorithm1 import PHASES, train_step  # noqa: E402
+from numpy_dlra.dlra.pairs import ClosestPairs, FusionRules  # noqa: E402
+from numpy_dlra.experiments.build import build_model  # noqa: E402
+from numpy_dlra.experiments.config import TrainConfig  # noqa: E402
+from numpy_dlra.experiments.train import make_rngs  # noqa: E402
+from numpy_dlra.nn.optim import Adam  # noqa: E402
+
+BEFORE = {"grad_noise_stream": "uniform", "fold": False}  # the step as it was before issue 27
+CASES = {  # name: TrainConfig fields (and "fold": FN's c folded into the backward GEMMs, ops.FOLD)
+    "baseline, no noise": {"method": "baseline", "grad_noise_eta": 0.0},
+    "baseline, before": {"method": "baseline"} | BEFORE,
+    "baseline": {"method": "baseline"},
+    "fn, before": {"method": "fn"} | BEFORE,
+    "fn": {"method": "fn"},
+    "dlra, before": {"method": "dlra"} | BEFORE,
+    "dlra": {"method": "dlra"},
+}
+
+
+class Case:
+    """One method's model, optimizer and generators, stepped `steps` at a time (each repetition continues the
+    run, so later repetitions see the shapes DLRA has merged to: few merges happen in a few hundred steps)."""
+
+    def __init__(self, fields, batch, x, y):
+        fields = dict(fields)
+        self.fold = fields.pop("fold", True)
+        self.cfg = TrainConfig(batch_size=batch, **fields)
+        self.rngs = make_rngs(0)
+        self.model, self.params = build_model(self.cfg, rng=self.rngs["init"])
+        self.pairs = ClosestPairs(self.model, FusionRules.from_config(self.cfg)) if self.cfg.method == "dlra" else None
+        if self.pairs:
+            self.pairs.refresh(self.params)
+        self.opt = Adam()
+        self.state = self.opt.init(self.params)
+        self.x, self.y, self.batch, self.s = x, y, batch, 0
+        self.perm = self.rngs["shuffle"].permutation(len(x))
+
+    def run(self, steps):
+        """(seconds per step, {phase: seconds per step}, merges)."""
+        parts, merges = dict.fromkeys(PHASES, 0.0), 0
+        probe = self.x[:256] if self.pairs else None
+        if hasattr(ops, "FOLD"):
+            ops.FOLD = self.fold
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            i = (self.s * self.batch) % (len(self.x) - self.batch + 1)
+            idx = self.perm[i:i + self.batch]
+            r = train_step(self.model, self.params, self.opt, self.state, self.x[idx], self.y[idx], self.cfg,
+                           self.rngs, self.pairs, probe, clock=parts)
+            merges += len(r.merges)
+            self.s += 1
+        return (time.perf_counter() - t0) / steps, {k: v / steps for k, v in parts.items()}, merges
+
+
+def torch_step(batch, steps, noise):
+    """PyTorch's eager step of the baseline's work (dropout, cross-entropy, Adam; the gradient noise by
+    ``randn_like`` when `noise`) on this process's threads, seconds per step; None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(threads())
+    layers = []
+    for i in range(5):
+        layers += [torch.nn.Linear(SIZES[i], 500), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(500, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999))
+    g = np.random.default_rng(0)
+    xt = torch.from_numpy(g.random((N_TRAIN, 784), dtype=np.float32))
+    yt = torch.from_numpy(g.integers(0, 10, N_TRAIN))
+    t0 = time.perf_counter()
+    for s in range(steps):
+        i = (s * batch) % (N_TRAIN - batch + 1)
+        opt.zero_grad(set_to_none=False)
+        torch.nn.functional.cross_entropy(net(xt[i:i + batch]), yt[i:i + batch]).backward()
+        if noise:
+            sigma = (1e-4 / (1 + s) ** 0.55) ** 0.5
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.grad.add_(torch.randn_like(p.grad), alpha=sigma)
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=100, help="steps per case and repetition")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions; each case keeps its fastest")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args(argv)
+    x, y, what = load(np)
+    B = args.batch
+    gemm = grams = float("inf")
+    cases = {name: Case(fields, B, x, y) for name, fields in CASES.items()}
+    for c in cases.values():  # warm up: caches, page faults, the noise threads
+        c.run(5)
+    best = {name: (float("inf"), None, 0) for name in cases}
+    torch_best = {False: float("inf"), True: float("inf")}
+    for _ in range(args.reps):
+        gemm, grams = min(gemm, gemm_rates(B, np)[1]), min(grams, gram_seconds(np))  # the floors, interleaved too
+        for name, c in cases.items():
+            sec, parts, merges = c.run(args.steps)
+            if sec < best[name][0]:
+                best[name] = (sec, parts, merges)
+        for noise in (False, True):
+            t = torch_step(B, args.steps, noise)
+            if t is not None:
+                torch_best[noise] = min(torch_best[noise], t)
+    ms = lambda s: f"{1e3 * s:.2f}"  # noqa: E731
+    base, fn, dlra = best["baseline"][0], best["fn"][0], best["dlra"][0]
+    quiet = best["baseline, no noise"][0]
+    noise = best["baseline"][1]["gradient noise"]
+    lines = [f"# The paper's step by phase (`python benchmarks/step_phases.py --batch {B} --steps {args.steps} "
+             f"--reps {args.reps}`)", "",
+             f"{platform.node()}: {cpu_name()}, {os.cpu_count()} cores, {threads()} BLAS threads, NumPy "
+             f"{np.__version__}, float32, batch {B}, {what}; each case {args.steps} steps x {args.reps} repetitions "
+             "interleaved, the fastest kept. ms per step:", "",
+             "| phase | " + " | ".join(cases) + " |", "|---|" + "---|" * len(cases)]
+    for p in PHASES:
+        lines.append(f"| {p} | " + " | ".join(ms(best[n][1][p]) for n in cases) + " |")
+    lines.append("| **whole step** | " + " | ".join(f"**{ms(best[n][0])}**" for n in cases) + " |")
+    lines += ["", f"Floors, timed alone: the step's GEMMs {ms(gemm)} ms; the 12 Grams of Eq. (16) {ms(grams)} ms."]
+    if torch_best[True] < float("inf"):
+        import torch
+
+        lines.append(f"PyTorch {torch.__version__} (eager, same threads): {ms(torch_best[False])} ms without noise, "
+                     f"{ms(torch_best[True])} ms with it.")
+    old = best["baseline, before"][1]["gradient noise"]
+    lines += ["", "| goal (issue 27) | measured | met? |", "|---|---|---|"]
+    goals = [("baseline step (noise on) <= 1.3x its GEMMs", base / gemm, 1.3),
+             ("noise <= 10 % of the baseline step", noise / base, 0.10),
+             ("fn <= 1.03x baseline", fn / base, 1.03),
+             ("dlra <= 1.1x (baseline + its Grams)", dlra / (base + grams), 1.1)]
+    if torch_best[False] < float("inf"):
+        goals.insert(1, ("or: baseline (noise on) <= PyTorch without noise", base / torch_best[False], 1.0))
+    for text, v, lim in goals:
+        shown = f"{100 * v:.1f} %" if lim < 1 else f"{v:.2f}x"
+        lines.append(f"| {text} | {shown} | {'yes' if v <= lim else 'no'} |")
+    before = {m: best[f"{m}, before"][0] for m in ("baseline", "fn", "dlra")}
+    lines += ["", f"Before issue 27 (the uniform stream, FN's c applied after the GEMMs), in the same run: baseline "
+              f"{ms(before['baseline'])} ms, fn {ms(before['fn'])} ms ({before['fn'] / before['baseline']:.2f}x), "
+              f"dlra {ms(before['dlra'])} ms ({before['dlra'] / (before['baseline'] + grams):.2f}x baseline + Grams). "
+              f"The noise: {ms(noise)} ms a step with the raw stream against {ms(old)} ms with the uniform one "
+              f"({old / noise:.2f}x); the baseline without noise {ms(quiet)} ms. DLRA made {best['dlra'][2]} merges "
+              "in its kept repetition (the before arm its own)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"step-phases-{platform.node()}-{threads()}t.md")
+    out.write_text(text)
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -223,19 +223,34 @@ def table(directories, log=print, plot=None):
 
 
 def _plot(path, acc, count, exported):
+    """Accuracy against parameters, every arm as mean ± std over seeds: the whole range on the left, and on the
+    right the arms within 2 points of DLRA (where the question is decided), zoomed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for k, label, _ in ARMS:
+    fig, (whole, near) = plt.subplots(1, 2, figsize=(12, 4.8))
+    points = []
+    for i, (k, label, _) in enumerate(ARMS):
         if acc[k]:
-            x, (m, sd) = np.mean(count[k]), (np.mean(acc[k]), np.std(acc[k], ddof=1) if len(acc[k]) > 1 else 0.0)
-            ax.errorbar(x / 1e6, m, yerr=sd, fmt="o", capsize=3, label=label)
+            sd = np.std(acc[k], ddof=1) if len(acc[k]) > 1 else 0.0
+            points.append((label, np.mean(count[k]) / 1e6, np.mean(acc[k]), sd, f"C{i}", "os^vD<>ph*"[i % 10]))
+    for ax in (whole, near):
+        for label, x, m, sd, color, marker in points:
+            ax.errorbar(x, m, yerr=sd, fmt=marker, color=color, capsize=3, label=label)
+        if acc["dlra"]:
+            ax.axvline(exported / 1e6, color="0.7", ls=":", label="DLRA's exported count")
+        ax.set(xlabel="parameters (M)", ylabel="test accuracy (%)")
+    whole.set_title("every arm")
     if acc["dlra"]:
-        ax.axvline(exported / 1e6, color="0.7", ls=":", label="DLRA's exported count")
-    ax.set(xlabel="parameters (M)", ylabel="test accuracy (%)", title="DLRA against the controls at equal size")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        center = float(np.mean(acc["dlra"]))
+        close = [(m, sd) for _, _, m, sd, _, _ in points if abs(m - center) <= 2.0]
+        near.set_ylim(min(m - sd for m, sd in close) - 0.15, max(m + sd for m, sd in close) + 0.15)
+        near.set_title("within 2 points of DLRA")
+    handles, labels = whole.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3)
+    fig.suptitle("DLRA against the controls at equal size (mean ± std over seeds)")
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
     fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -52,6 +52,20 @@ def test_resume_is_bitwise_identical(tmp_path, data, dtype):
     assert meta["epoch"] == 3 and meta["step"] == 3 * 18
 
 
+def test_a_run_resumes_with_the_noise_stream_it_recorded(tmp_path, data):
+    """A run begun with --grad-noise-stream uniform (as every run made before the flag) and resumed under today's
+    default goes on drawing "uniform": it ends bit for bit as the uninterrupted uniform run, not as a raw one."""
+    run(tmp_path, "straight", data, epochs=2, grad_noise_stream="uniform")
+    run(tmp_path, "raw", data, epochs=2)
+    run(tmp_path, "split", data, epochs=1, grad_noise_stream="uniform")
+    run(tmp_path, "split", data, epochs=2, resume=True)  # the flag left at its default, raw
+    a, b, c = (load_params(tmp_path / n) for n in ("straight", "split", "raw"))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+    assert json.loads((tmp_path / "split" / "config.json").read_text())["grad_noise_stream"] == "uniform"
+
+
 def test_resume_drops_metrics_written_after_the_last_checkpoint(tmp_path, data):
     run(tmp_path, "r", data, epochs=1)
     with open(tmp_path / "r" / "metrics.jsonl", "a") as f:

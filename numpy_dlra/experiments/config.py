@@ -276,9 +276,9 @@ class TrainConfig:
     def run_key(self):
         """The fields that make the run what it is, as a dict: every field but ``epochs`` and those its
         method never reads (DLRA_ONLY for baseline and fn; ``l2_on`` for the baseline, whose L2 term reads
-        its only weight; ``grad_noise_stream`` without noise or on a GPU). Two configurations with one key train the
-        same run, so a finished run is reused and an unfinished one resumed even when a DLRA-only default changed
-        after it started."""
+        its only weight; ``grad_noise_stream``, which like the BLAS thread count changes the bits of a run, not what it
+        samples). Two configurations with one key train the same run, so a finished run is reused and an unfinished
+        one resumed (with its own saved configuration) even when a default changed after it started."""
         d = self.to_dict()
         del d["epochs"]
         for k in (DLRA_ONLY if self.method != "dlra" else ()) + (("l2_on",) if self.method == "baseline" else ()):
@@ -286,8 +286,7 @@ class TrainConfig:
         if self.model != "cnn":  # an MLP never reads them (runs recorded them with the defaults of their day)
             for k in CNN_ONLY:
                 d.pop(k, None)
-        if self.grad_noise_eta == 0 or self.device == "cuda":  # no noise, or a GPU's own: the stream is not read
-            del d["grad_noise_stream"]
+        del d["grad_noise_stream"]  # how the draws are made, like the thread count: the same distribution
         return d
 
     def to_dict(self):

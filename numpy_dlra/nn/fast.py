@@ -162,9 +162,8 @@ def add_gradient_noise(grads, t, eta, rng, gamma=0.55, stream="raw"):
 
     The draws are those of `stream` for each g in order (``optim.raw_noise``, or for "uniform"
     ``optim.standard_normal`` times sigma), made block by block into small buffers so that they never leave
-    the CPU cache. On a GPU (CuPy arrays) the stream is always "uniform" on the
-    device's generator, in one fused kernel per array (``nn.kernels``), or one block per array where CuPy has no
-    kernels.
+    the CPU cache. On a GPU (CuPy arrays) the stream is always "uniform" on the device's generator, in one
+    fused kernel per array (``nn.kernels``), or one block per array where CuPy has no kernels.
     grads: dict of arrays; t: 0-based step; rng: Generator (the only randomness).
     Returns sigma_t (the standard deviation, the square root of ``optim.noise_variance``).
     """

@@ -38,6 +38,7 @@ class Connect:
 
 
 FOLD = True  # FN's c folded into the backward GEMMs; False: scaled afterwards, as before issue 27 (benchmarks only)
+TINY_C = 1e-30  # below this |c|, c dL/du could underflow in float32: backward takes the unfolded path
 
 
 class FNLinear:
@@ -68,7 +69,7 @@ class FNLinear:
         if c is None:
             gW = du.T @ z  # (m', B) @ (B, n') -> (m', n')
             return (du @ W if input_grad else None), {"W": gW, "b": du.sum(axis=0)}  # (B, m') @ (m', n')
-        if c == 0.0 or not FOLD:  # a zero gain: c dY would hide dY, which dg needs
+        if abs(c) < TINY_C or not FOLD:  # a gain at or near 0: c dY would hide (or underflow) dY, which dg needs
             gW, gg = fn_backward_inplace(du.T @ z, W, self.k, float(g[0]), f2)  # (m', n') dL/d(c W')
             return (du @ W * du.dtype.type(c) if input_grad else None), {"W": gW, "b": du.sum(axis=0), "g": gg}
         du_c = du * du.dtype.type(c)  # (B, m'): dL/du scaled by c once, for both products

@@ -213,3 +213,12 @@ def test_the_noise_streams_are_gaussian(stream, dtype):
     B = fast.DRAW_BLOCK
     even, odd = z[: 10 * B].reshape(10, B)[0::2].ravel(), z[: 10 * B].reshape(10, B)[1::2].ravel()
     assert abs(np.corrcoef(even, odd)[0, 1]) < 4.5 / np.sqrt(even.size)
+
+
+@pytest.mark.parametrize("b", [1.0, 0.5])
+def test_scaled_add_updates_a_non_contiguous_array_itself(b):
+    """y <- b y + a x on a transposed view: the blocked path would write into a flat copy and lose it."""
+    y = np.arange(12.0).reshape(3, 4).T  # (4, 3), not C-contiguous
+    want = b * y + 2.0 * np.ones_like(y)
+    assert fast.scaled_add_(y, 2.0, np.ones_like(y), b=b) is y
+    np.testing.assert_array_equal(y, want)

@@ -71,7 +71,9 @@ def find_pair(pairs, params, l, axis):
     if the closest pair fails the cosine test, every other pair does (on rows read as [c w', b'] only
     nearly: the search ranks [w', b'] rows).
     """
-    rules = pairs.rules
+    rules, kind = pairs.rules, pairs.test_kind(axis)
+    if kind != "rows+b" and not 1.0 - abs(pairs.pairs[(l, kind)][2]) < rules.tau_cos:
+        return None  # Eq. (13)'s cosine test fails whatever FN's c is (it scales D_euc only): no pair, no c computed
     pair = candidate(pairs, l, axis, params)
     if meets_eq13(pair.cos, pair.d_euc, rules.tau_cos, rules.tau_euc):  # Eq. (13)
         return pair

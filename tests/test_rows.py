@@ -62,14 +62,13 @@ def test_rare_pulls_the_pair_that_eq13_tests(seed, hidden, steps):
     cfg, model, params, opt, state, pairs, rngs, x, y = small_dlra(hidden, seed, lambda1=50.0, tau_cos=0.05,
                                                                   tau_euc=10.0)
     tested = {}
-    real = merge_module.candidate
+    real = merge_module.find_pair
 
-    def spy(p, l, axis, prm=None):
-        out = real(p, l, axis, prm)
-        tested[(l, axis)] = {out[0], out[1]}
-        return out
+    def spy(p, prm, l, axis):  # the pair Eq. (13) examines: the closest pair of the kind it tests
+        tested[(l, axis)] = set(p.pairs[(l, p.test_kind(axis))][:2])
+        return real(p, prm, l, axis)
 
-    merge_module.candidate = spy
+    merge_module.find_pair = spy
     try:
         checked = 0
         for _ in range(steps):
@@ -81,7 +80,7 @@ def test_rare_pulls_the_pair_that_eq13_tests(seed, hidden, steps):
             train_step(model, params, opt, state, x, y, cfg, rngs, pairs)
         assert checked > 0
     finally:
-        merge_module.candidate = real
+        merge_module.find_pair = real
 
 
 def test_the_bias_reading_breaks_the_invariant():

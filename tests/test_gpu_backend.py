@@ -83,7 +83,7 @@ def test_the_cli_refuses_cuda_without_cupy_with_exit_2(tmp_path, monkeypatch, ca
 @pytest.mark.parametrize("method,rules", [("baseline", {}), ("fn", {}), ("dlra", {}),
                                           ("dlra", {"fuse_ratio": "sum", "merge_pairs": "any", "tau_euc": 0.5}),
                                           ("dlra", {"model": "cnn", "cnn_widths": (6, 6, 16), "tau_cos": 0.6}),
-                                          ("dlra", {"model": "cnn", "cnn_widths": (6, 6, 16), "tau_cos": 0.6, "conv_columns": "coord"})])
+                                          ("dlra", {"model": "cnn", "cnn_widths": (4, 4, 8), "tau_cos": 0.6, "conv_columns": "coord"})])
 def test_a_gpu_run_without_dropout_and_noise_is_the_cpu_run(tmp_path, data, fake_cupy, method, rules):
     kw = {"dropout": 0.0, "grad_noise_eta": 0.0} | rules
     train(_cfg(method, **kw), tmp_path / "cpu", progress=False, log=lambda m: None, dataset=data)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from table import N_TRAIN, SIZES, cpu_name, gemm_rates, gram_seconds, load, threads  # noqa: E402
+from table import cpu_name, gemm_rates, gram_seconds, load, threads, torch_epoch  # noqa: E402
 
 from numpy_dlra.dlra import ops  # noqa: E402
 from numpy_dlra.dlra.algorithm1 import PHASES, train_step  # noqa: E402
@@ -86,34 +86,10 @@ class Case:
 
 
 def torch_step(batch, steps, noise):
-    """PyTorch's eager step of the baseline's work (dropout, cross-entropy, Adam; the gradient noise by
-    ``randn_like`` when `noise`) on this process's threads, seconds per step; None without PyTorch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    torch.set_num_threads(threads())
-    layers = []
-    for i in range(5):
-        layers += [torch.nn.Linear(SIZES[i], 500), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
-    net = torch.nn.Sequential(*layers, torch.nn.Linear(500, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999))
-    g = np.random.default_rng(0)
-    xt = torch.from_numpy(g.random((N_TRAIN, 784), dtype=np.float32))
-    yt = torch.from_numpy(g.integers(0, 10, N_TRAIN))
-    t0 = time.perf_counter()
-    for s in range(steps):
-        i = (s * batch) % (N_TRAIN - batch + 1)
-        opt.zero_grad(set_to_none=False)
-        torch.nn.functional.cross_entropy(net(xt[i:i + batch]), yt[i:i + batch]).backward()
-        if noise:
-            sigma = (1e-4 / (1 + s) ** 0.55) ** 0.5
-            with torch.no_grad():
-                for p in net.parameters():
-                    p.grad.add_(torch.randn_like(p.grad), alpha=sigma)
-        opt.step()
-    return (time.perf_counter() - t0) / steps
+    """PyTorch's eager step of the baseline's work on this process's threads (``table.torch_epoch``), with or
+    without the gradient noise: seconds per step, or None without PyTorch."""
+    out = torch_epoch(batch, threads(), steps, noise=noise)
+    return None if out is None else out[0] / steps
 
 
 def main(argv=None):

@@ -168,9 +168,10 @@ def refresh_seconds(xp):
     return best_time(lambda: pairs.refresh(params), reps=3, inner=3, xp=xp)
 
 
-def torch_epoch(batch, n_threads, steps, device="cpu"):
-    """PyTorch doing the baseline's work (dropout, cross-entropy, gradient noise, Adam) on `device`, in
-    eager mode with its default Adam (on a GPU: its multi-tensor "foreach" kernels). None if absent."""
+def torch_epoch(batch, n_threads, steps, device="cpu", noise=True):
+    """PyTorch doing the baseline's work (dropout, cross-entropy, gradient noise unless `noise` is False, Adam)
+    on `device`, in eager mode with its default Adam (on a GPU: its multi-tensor "foreach" kernels); returns
+    (seconds for `steps` steps, PyTorch's version), or None if absent."""
     try:
         import torch
     except ImportError:
@@ -197,10 +198,11 @@ def torch_epoch(batch, n_threads, steps, device="cpu"):
         opt.zero_grad(set_to_none=False)
         loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
         loss.backward()
-        sigma = (1e-4 / (1 + max(s, 0)) ** 0.55) ** 0.5
-        with torch.no_grad():
-            for p in net.parameters():
-                p.grad.add_(torch.randn_like(p.grad), alpha=sigma)
+        if noise:
+            sigma = (1e-4 / (1 + max(s, 0)) ** 0.55) ** 0.5
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.grad.add_(torch.randn_like(p.grad), alpha=sigma)
         opt.step()
     sync()
     return time.perf_counter() - t0, torch.__version__

@@ -40,7 +40,7 @@ class StepSettings:
     task_loss: str = "mean"  # L_task over the batch: "mean" or "sum"
     grad_noise_eta: float = 0.0  # gradient-noise variance eta / (1 + t)^gamma; 0 = off
     grad_noise_gamma: float = 0.55
-    grad_noise_stream: str = "raw"  # how the CPU draws it: "raw" (the generator's 64-bit words) or "uniform" (older runs)
+    grad_noise_stream: str = "raw"  # the CPU's draw: "raw" (the generator's 64-bit words) or "uniform" (older runs)
 
     @classmethod
     def from_config(cls, cfg):

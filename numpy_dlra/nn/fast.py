@@ -170,12 +170,15 @@ def add_gradient_noise(grads, t, eta, rng, gamma=0.55, stream="raw"):
     sigma = math.sqrt(eta / (1.0 + t) ** gamma)  # optim.noise_variance
     if sigma == 0.0:
         return 0.0
+    scratch = {}  # the raw stream's buffers, one pair per dtype for all the arrays of the step
     for g in grads.values():
         xp = array_module(g)
         gf = g.reshape(-1)
         if stream == "raw" and xp is numpy:
-            h = (min(DRAW_BLOCK, gf.size) + 1) // 2
-            a, tmp = numpy.empty(2 * h, dtype=g.dtype), numpy.empty(h, dtype=g.dtype)
+            if g.dtype not in scratch:
+                h = (DRAW_BLOCK + 1) // 2
+                scratch[g.dtype] = numpy.empty(2 * h, dtype=g.dtype), numpy.empty(h, dtype=g.dtype)
+            a, tmp = scratch[g.dtype]
             for s in range(0, gf.size, DRAW_BLOCK):
                 _raw_block(rng.bit_generator, min(DRAW_BLOCK, gf.size - s), sigma, gf[s:], a, tmp)
             continue

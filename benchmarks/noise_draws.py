@@ -9,7 +9,8 @@ generator's 64-bit words, sigma folded into the radius. Timed here, per draw, fl
   right after GEMMs of the step's shapes on the BLAS threads (as in training, after the backward pass);
 - the uniform stream's draws alone (PCG64, Box-Muller on float32 uniforms, blocked);
 - the uniforms alone (what Box-Muller's transcendentals add on top), and NumPy's ziggurat normal;
-- the same Box-Muller on other bit generators (SFC64, Philox);
+- the same Box-Muller on other bit generators (SFC64, Philox), and each generator's raw 64-bit words alone (the
+  bits' floor of the raw stream);
 - Box-Muller on the generator's raw 64-bit words (two 24-bit uniforms per word: fewer random bits per normal),
   blocked as the current stream is;
 - a counter-based stream, one generator per (step, block) so that blocks are independent, drawn on 1 and on 2
@@ -29,6 +30,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from table import cpu_name  # noqa: E402
 
 from numpy_dlra.nn.fast import DRAW_BLOCK, add_gradient_noise, standard_normal  # noqa: E402
 
@@ -127,6 +131,8 @@ def main():
                      ns_per_draw(lambda: g.standard_normal(n, dtype=np.float32), n, r)))
         rows.append((f"{name}: Box-Muller on raw 64-bit words, blocked",
                      ns_per_draw(lambda: raw_blocked(g.bit_generator, n, out), n, r)))
+        rows.append((f"{name}: the raw 64-bit words alone (bit_generator.random_raw, one word per two draws)",
+                     ns_per_draw(lambda: g.bit_generator.random_raw((n + 1) // 2), n, r)))
     rows.append(("counter-based blocks (a generator per step and block), 1 thread",
                  ns_per_draw(lambda: counter_based(0, 5, n, out), n, r)))
     with ThreadPoolExecutor(2) as pool:
@@ -135,7 +141,7 @@ def main():
         rows.append((f"counter-based blocks, 2 threads, right after GEMMs on {blas_threads()} BLAS threads",
                      ns_timed(after_gemms(two), n, r)))
     print(f"# Drawing N(0, 1) in pure NumPy (`python benchmarks/noise_draws.py --n {n} --repeats {r}`)\n")
-    print(f"{platform.node() or '?'} ({os.cpu_count()} cores), NumPy {np.__version__}, float32, "
+    print(f"{platform.node() or '?'} ({cpu_name()}, {os.cpu_count()} cores), NumPy {np.__version__}, float32, "
           f"{n:,} draws (one step of the paper's network), mean of {r} repeats after one warm-up; every draw on one "
           "thread but the 2-thread rows.\n")
     base = rows[0][1]

@@ -301,7 +301,8 @@ def main(argv=None):
         print(f"numpy-dlra: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("numpy-dlra: interrupted; the last finished epoch is checkpointed: rerun `train` with --resume, "
-              "or the same sweep-rank / compare-ranks command", file=sys.stderr)
+        print("numpy-dlra: interrupted; the last finished epoch is checkpointed: rerun the same `train` command "
+              "with --resume (the same flags; only --epochs may change), or rerun the same reproduce / sweep-rank / "
+              "compare-ranks / controls command", file=sys.stderr)
         return 130
     return 0

@@ -33,3 +33,18 @@ def test_a_bad_flag_is_one_line_and_where_the_help_is(capsys, argv, prog, needle
     err = _error(capsys, argv)
     assert len(err) == 2 and err[0].startswith(f"{prog}: error: ") and needle in err[0], err
     assert err[1] == f"(see `{prog} --help`)"
+
+
+def test_ctrl_c_says_how_to_resume_and_exits_130(capsys, monkeypatch, tmp_path):
+    """Ctrl-C during a command: no traceback; the message names the same command with --resume (only --epochs
+    may change), since `train --resume` with other flags is refused as a different configuration."""
+    import numpy_dlra.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_train", interrupted)
+    assert main(["train", "--out", str(tmp_path / "r")]) == 130
+    err = capsys.readouterr().err
+    assert "rerun the same `train` command with --resume" in err and "only --epochs may change" in err
+    assert "Traceback" not in err

@@ -83,6 +83,20 @@ def test_the_config_takes_its_widths_from_the_data():
         TrainConfig(data="mine.npz", dataset="cifar100")
 
 
+def test_a_config_whose_split_differs_from_the_arrays_split_is_refused():
+    """from_arrays makes the validation split; a TrainConfig asking for another one would record a split the
+    run never used, so fitting it to the arrays is an error naming both. Given x_val, there is no split."""
+    x, y, xt, yt = arrays()
+    ds = own.from_arrays(x, y, xt, yt, val_fraction=0.2, split_seed=3)
+    assert ds.split == (0.2, 3)
+    with pytest.raises(ConfigError, match=r"val_fraction=0.1, split_seed=0: arrays were split with val_fraction=0.2, "
+                                          r"split_seed=3"):
+        TrainConfig(data="arrays").fit(ds)
+    assert TrainConfig(data="arrays", val_fraction=0.2, split_seed=3).fit(ds).val_fraction == 0.2
+    given = own.from_arrays(x[:40], y[:40], xt, yt, x_val=x[40:], y_val=y[40:])
+    assert given.split is None and TrainConfig(data="arrays", val_fraction=0.3).fit(given).sizes[-1] == 3
+
+
 def test_train_from_python_arrays(tmp_path):
     x, y, xt, yt = arrays()
     ds = own.from_arrays(x, y, xt, yt)
@@ -138,6 +152,20 @@ def test_the_cnn_takes_its_image_shape_from_the_file(tmp_path):
     assert cfg.input_shape == (10, 10, 2) and cfg.sizes[-1] == 3
     v = save(tmp_path / "vec.npz", shape=(9,))
     assert main(["train", "--data", str(v), "--model", "cnn", "--out", str(tmp_path / "d")]) == 2
+
+
+def test_the_cnn_refuses_channels_first_or_too_small_images_before_making_a_run(tmp_path, capsys):
+    """(N, C, H, W) arrays read as (H=C, W=H, C=W): a CNN on them has no pixel left after its two 3x3
+    convolutions and 2x2 pool. Refused by name (exit 2, no folder), as are images under 6 x 6."""
+    for shape in ((3, 10, 10), (5, 12, 1)):
+        f = save(tmp_path / "img.npz", shape=shape)
+        assert main(["train", "--data", str(f), "--model", "cnn", "--out", str(tmp_path / "c")]) == 2
+        err = capsys.readouterr().err
+        assert "at least 6 x 6" in err and "channels last" in err and "transpose(0, 2, 3, 1)" in err
+        assert not (tmp_path / "c").exists()
+    f = save(tmp_path / "six.npz", shape=(6, 6, 1))  # the smallest image the CNN takes: one pooled pixel
+    assert main(["train", "--data", str(f), "--model", "cnn", "--epochs", "1", "--batch-size", "16",
+                 "--cnn-widths", "2,2,4", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
 
 
 def test_a_validation_split_that_would_be_empty_is_refused():

@@ -230,6 +230,7 @@ class Dataset:
     scaling     : the rule the inputs went through ("uint8/255" or "as given")
     source      : where the arrays came from (a built-in data set, an .npz path, or "arrays")
     sha256      : for your own data, the sha256 of the .npz file (or of the arrays); None for built-in data
+    split       : (val_fraction, split_seed) of the held-out validation split, or None when x_val was given
     """
 
     name: str
@@ -244,6 +245,7 @@ class Dataset:
     scaling: str = "uint8/255"
     source: str = ""
     sha256: str = None
+    split: tuple = None
 
     ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
@@ -268,6 +270,7 @@ def make_dataset(name, x_train, y_train, x_test, y_test, val_fraction=0.1, split
     if x_val is None:
         val, train = stratified_indices(y_train, fraction=val_fraction, rng=np.random.default_rng(split_seed))
         x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[train], y_train[train]
+        info["split"] = (val_fraction, split_seed)
     info.setdefault("input_shape", tuple(x_train.shape[1:]) + ((1,) if x_train.ndim == 3 else ()))
     info.setdefault("n_classes", int(max(y_train.max(), y_test.max())) + 1)
     info.setdefault("scaling", scaling_of(x_train.dtype))

@@ -249,6 +249,11 @@ class TrainConfig:
         if self.model == "cnn":
             need(self.input_shape is None or len(self.input_shape) == 3, "model",
                  f"the CNN needs images (N, H, W[, C]); --data {self.data} holds vectors of shape {self.input_shape}")
+            if self.input_shape is not None and len(self.input_shape) == 3:  # conv 3x3, conv 3x3, pool 2: (H-4)//2
+                h, w, c = self.input_shape
+                need(min(h, w) >= 6, "model",
+                     f"the CNN needs images of at least 6 x 6 pixels, channels last (N, H, W[, C]); --data {self.data} "
+                     f"holds images of shape {(h, w, c)}: for (N, C, H, W) arrays save x.transpose(0, 2, 3, 1)")
         for l, r in self.layer_ranks:
             need(1 <= l < len(self.sizes) and 1 <= r <= min(self.sizes[l], self.sizes[l - 1]), "layer_ranks",
                  f"layer {l} of {len(self.sizes) - 1} has no rank {r}", value=f"{l}:{r}")
@@ -264,6 +269,11 @@ class TrainConfig:
             return self
         width, classes = math.prod(data.input_shape), int(data.n_classes)
         source = data.source or self.data
+        split = getattr(data, "split", None)
+        if split is not None and tuple(split) != (self.val_fraction, self.split_seed):
+            raise ConfigError(f"val_fraction={self.val_fraction}, split_seed={self.split_seed}: {source} were split "
+                              f"with val_fraction={split[0]}, split_seed={split[1]} (from_arrays' own arguments); "
+                              "give the configuration the same, or pass yours to from_arrays")
         sizes = self.sizes or (width,) + PAPER_SIZES[1:-1] + (classes,)
         if (sizes[0], sizes[-1]) != (width, classes):
             raise ConfigError(f"--sizes {','.join(map(str, sizes))}: {source} holds inputs of width {width} "

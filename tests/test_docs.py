@@ -27,3 +27,13 @@ def test_every_relative_link_names_a_file_here(page):
             continue
         path = (page.parent / target.split("#")[0]).resolve()
         assert path.exists() or path.with_suffix(".md").exists(), f"{page.name}: {target}"
+
+
+def test_the_api_page_documents_every_module_of_the_package():
+    """docs/api.md lists each module of numpy_dlra's five parts (a new module must be added there too)."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    listed = set(re.findall(r"automodule:: (numpy_dlra\.[\w.]+)", text))
+    for part in ("dlra", "nn", "models", "data", "experiments"):
+        for f in sorted((ROOT / "numpy_dlra" / part).glob("*.py")):
+            if f.stem != "__init__":
+                assert f"numpy_dlra.{part}.{f.stem}" in listed, f"docs/api.md: no automodule for numpy_dlra.{part}.{f.stem}"

@@ -166,9 +166,11 @@ def test_a_cnn_run_exports_a_narrower_plain_cnn_with_the_runs_logits(tmp_path, m
     model, params = build_model(state.config, state=state)
     x = data.x_test[:50].reshape(50, -1).astype(np.float64)
     np.testing.assert_allclose(plain.forward(arrays, x)[0], model.forward(params, x)[0], rtol=1e-9, atol=1e-9)
+    from numpy_dlra.experiments.export import cnn_forward  # docs/usage.md's recipe for a CNN file
+    np.testing.assert_allclose(cnn_forward(arrays, x, meta["input_shape"]), model.forward(params, x)[0], rtol=1e-9,
+                               atol=1e-9)
     if method == "dlra":
         assert meta["params"]["exported"] < meta["params"]["dense"] and sum(sizes[1:4]) < 8 + 8 + 16
-        from numpy_dlra.experiments.export import cnn_forward
         assert main(["export", str(run), "--out", str(tmp_path / "m.npz"), "--dtype", "float64", "--channel-maps"]) == 0
         with np.load(tmp_path / "m.npz") as z:
             mapped = {k: z[k] for k in z.files if k not in ("sizes", "meta")}

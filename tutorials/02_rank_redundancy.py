@@ -19,7 +19,7 @@ that training alone does not remove it, and RaRe plus fusing (tutorials 03-05) d
 Run ``python tutorials/02_rank_redundancy.py`` from any folder, or cell by cell in Jupyter or
 VS Code; the figure appears inline.
 
-Expected output (2 cores, about 4 s)::
+Expected output (2 cores, about 1 s)::
 
     a 784-64-64-10 MLP; layer 2: W_hat = [W, b] is 64 x 65, rank at most min(m, n+1) = 64
     random (He init): sigma_max 2.731, sigma_min 0.0190, MLIS_strict 64

@@ -20,7 +20,7 @@ enough); and training at a rank beats truncating a trained dense layer, whose sp
 flat here. Run ``python tutorials/08_fixed_rank.py`` from any folder, or cell by cell in Jupyter or
 VS Code; the figure appears inline.
 
-Expected output (2 cores, about 7 s)::
+Expected output (2 cores, about 1 s)::
 
     reduction_rank(m, n, p): the largest r with m r + r n < p m n
       10 x 500, p = 1.0: r = 9 (bound 9.80), B C keeps 4590 of 5000 weights

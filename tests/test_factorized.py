@@ -178,3 +178,27 @@ def test_fn_backward_with_c_folded_into_the_gemm_is_the_equations_one(seed, m, n
     got_W, got_g = fn_backward_folded(c * dY, W, k, gain, f2, c)
     np.testing.assert_allclose(got_W, want_W, rtol=1e-10, atol=1e-12)
     assert abs(got_g[0] - want_g) < 1e-10 * max(1.0, abs(want_g))
+
+
+@given(seeds, st.integers(1, 6), st.integers(1, 6), st.integers(1, 6))
+def test_fn_linear_takes_dY_dot_W_from_whichever_side_is_smaller(seed, B, m, n):
+    """<dY, W'> = <du^T z, W'> = <du, z W'^T>: with fewer rows B than W' has columns n', FNLinear keeps z W'^T
+    from forward and backward dots (B, m') arrays instead of (m', n') ones. Either side gives Eq. (15)'s gradients,
+    the same as the textbook path (ops.FOLD = False: fn_backward_inplace) to rounding, in float64."""
+    from numpy_dlra.dlra import ops
+
+    g = np.random.default_rng(seed)
+    params = {"W": g.standard_normal((m, n)), "b": g.standard_normal(m), "g": g.uniform(0.5, 2, 1) * g.choice([-1, 1])}
+    z, du = g.standard_normal((B, n)), g.standard_normal((B, m))
+    lin = ops.FNLinear(k=g.uniform(0.5, 2))
+    u, cache = lin.forward(params, z)
+    assert (cache[-1] is not None) == (B < n)  # z W'^T kept only when it is the smaller side
+    dz, grads = lin.backward(du, cache)
+    fold, ops.FOLD = ops.FOLD, False
+    try:
+        want_dz, want = lin.backward(du, lin.forward(params, z)[1])
+    finally:
+        ops.FOLD = fold
+    np.testing.assert_allclose(dz, want_dz, rtol=1e-10, atol=1e-12)
+    for k in want:
+        np.testing.assert_allclose(grads[k], want[k], rtol=1e-10, atol=1e-12, err_msg=k)

@@ -107,3 +107,29 @@ def test_only_the_arms_asked_for_are_trained(runs, capsys):
     assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(runs / "base"), "--arms", "svd",
                  "--out", str(out)]) == 2
     assert "--arms svd: choose among" in capsys.readouterr().err
+
+
+def test_a_baseline_without_checkpoint_trains_the_scratch_arms_and_keeps_the_measured_ones(runs, tmp_path, capsys):
+    """A committed results/ folder keeps no checkpoint: the from-scratch arms still train from its config and the
+    DLRA run's records, the as-is and fine-tuned entries of the earlier results.json are kept, not measured again;
+    asking for a fine-tuned arm, which starts from the checkpoint, is an error naming the fix."""
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(runs / "base", base)
+    for f in base.glob("checkpoint*.npz"):
+        f.unlink()
+    out = tmp_path / "c"
+    assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(runs / "base"), "--arms",
+                 "scratch-uniform", "--out", str(out)]) == 0
+    before = json.loads((out / "results.json").read_text())["arms"]
+    shutil.rmtree(out / "scratch-uniform")
+    assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(base), "--arms", "scratch-uniform",
+                 "--out", str(out)]) == 0
+    assert "has no checkpoint: the pruned and SVD arms are kept from" in capsys.readouterr().out
+    after = json.loads((out / "results.json").read_text())["arms"]
+    assert (out / "scratch-uniform" / "summary.json").is_file() and after == before
+    assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(base), "--arms", "svd-finetuned",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "leave pruned-l1-finetuned and svd-finetuned out of --arms" in err

@@ -129,16 +129,18 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
         "scratch-uniform": replace(base, sizes=(dcfg.sizes[0],) + (width,) * (len(dcfg.sizes) - 2) + (dcfg.sizes[-1],)),
         "scratch-lowrank": replace(base, layer_ranks=tuple(sorted(ranks.items()))),
     }
-    dense = load_params(baseline_run)
-    data = run_data(bcfg, log).to(np, np.float64)
-    pruned, truncated = prune_l1(dense, widths), truncate(dense, ranks)
-    post = {"pruned-l1": (pruned, MLP(tuple(widths)), replace(bcfg, sizes=tuple(widths))),
-            "svd": (truncated, MLP(bcfg.sizes, ranks=tuple(sorted(ranks.items()))),
-                    replace(bcfg, layer_ranks=tuple(sorted(ranks.items()))))}
     arms = {}
     for name, cfg in scratch.items():
         arms[name] = {"run": str(out / name), "count": MLP(cfg.sizes, ranks=cfg.layer_ranks).param_count()
                       + (len(cfg.sizes) - 1 if cfg.method == "fn" else 0)}
+    dense = _baseline_params(baseline_run, out, arms, train and set(arms_to_train) & POST_TRAINED, log)
+    post = {}
+    if dense is not None:
+        pruned, truncated = prune_l1(dense, widths), truncate(dense, ranks)
+        post = {"pruned-l1": (pruned, MLP(tuple(widths)), replace(bcfg, sizes=tuple(widths))),
+                "svd": (truncated, MLP(bcfg.sizes, ranks=tuple(sorted(ranks.items()))),
+                        replace(bcfg, layer_ranks=tuple(sorted(ranks.items()))))}
+        data = run_data(bcfg, log).to(np, np.float64)
     for name, (params, model, cfg) in post.items():
         npz = out / f"{name}.npz"
         buf = io.BytesIO()
@@ -157,6 +159,29 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
               "uniform_width": width, "ranks": {str(l): r for l, r in ranks.items()}, "arms": arms}
     atomic_write_bytes(out / "results.json", (json.dumps(result, indent=2) + "\n").encode())
     return result
+
+
+POST_TRAINED = {"pruned-l1-finetuned", "svd-finetuned"}  # the arms that start from the baseline's checkpoint
+
+
+def _baseline_params(baseline_run, out, arms, finetune, log):
+    """The baseline's trained parameters, or None when its folder has no checkpoint (a committed results/ folder
+    keeps none) and no fine-tuned arm is to be trained: then the as-is and fine-tuned arms' entries of an earlier
+    results.json in `out` are kept into `arms` (they are not measured again), and `log` says so."""
+    try:
+        return load_params(baseline_run)
+    except UserError as exc:
+        if finetune:
+            raise UserError(f"--baseline {baseline_run}: {exc}; the pruned and SVD arms start from its checkpoint: "
+                            "give a baseline run that has one, or leave pruned-l1-finetuned and svd-finetuned out "
+                            "of --arms") from None
+    earlier = out / "results.json"
+    kept = json.loads(earlier.read_text())["arms"] if earlier.exists() else {}
+    kept = {k: v for k, v in kept.items() if k.startswith(("pruned-l1", "svd"))}
+    arms.update(kept)
+    log(f"controls: --baseline {baseline_run} has no checkpoint: the pruned and SVD arms are "
+        f"{'kept from ' + str(earlier) if kept else 'left out'} (not measured again)")
+    return None
 
 
 ARMS = (  # (key, label, which count it matches), in the table's order

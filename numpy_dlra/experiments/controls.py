@@ -168,15 +168,18 @@ def _baseline_params(baseline_run, out, arms, finetune, log):
     """The baseline's trained parameters, or None when its folder has no checkpoint (a committed results/ folder
     keeps none) and no fine-tuned arm is to be trained: then the as-is and fine-tuned arms' entries of an earlier
     results.json in `out` are kept into `arms` (they are not measured again), and `log` says so."""
-    try:
-        return load_params(baseline_run)
-    except UserError as exc:
-        if finetune:
-            raise UserError(f"--baseline {baseline_run}: {exc}; the pruned and SVD arms start from its checkpoint: "
-                            "give a baseline run that has one, or leave pruned-l1-finetuned and svd-finetuned out "
-                            "of --arms") from None
+    folder = RunFolder(baseline_run)
+    if folder.checkpoint.exists() or folder.previous.exists():
+        return load_params(baseline_run)  # an unreadable checkpoint is an error naming it
+    if finetune:
+        raise UserError(f"--baseline {baseline_run}: no checkpoint here, and the pruned and SVD arms start from it: "
+                        "give a baseline run that has one, or leave pruned-l1-finetuned and svd-finetuned out of --arms")
     earlier = out / "results.json"
-    kept = json.loads(earlier.read_text())["arms"] if earlier.exists() else {}
+    try:
+        kept = json.loads(earlier.read_text())["arms"] if earlier.exists() else {}
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"--out {out}: its results.json is unreadable; delete it, or give a baseline run with its "
+                        "checkpoint, which measures the pruned and SVD arms again") from None
     kept = {k: v for k, v in kept.items() if k.startswith(("pruned-l1", "svd"))}
     arms.update(kept)
     log(f"controls: --baseline {baseline_run} has no checkpoint: the pruned and SVD arms are "

@@ -289,8 +289,10 @@ ENTRIES = [
           r"m_k \leftarrow (r\,m_d + m_k)/s, \qquad v_k \leftarrow (r^2 v_d + v_k)/s^2",
           ("numpy_dlra.dlra.reference.merge",),
           ("numpy_dlra.dlra.layer.FactorizedLayer.fuse",),
-          ("tests/test_fusion.py::test_adam_moments_are_carried_as_documented",),
-          "Not in the paper. m carries exactly (the merged vector's gradient is (r g_d + g_k)/s); v is its "
+          ("tests/test_fusion.py::test_adam_moments_are_carried_as_documented",
+           "tests/test_fusion.py::test_the_merged_vectors_gradient_is_r_g_d_plus_g_k_over_s"),
+          "Not in the paper. m carries exactly (the merged vector's gradient is (r g_d + g_k)/s, tested by "
+          "backward passes around a merge); v is its "
           "analogue. Reading: --adam-merge carry (default) or reset (zeros). Reasoned: docs/choices.md."),
 
     Entry("Other architectures", "Conv, the kernel as a matrix",

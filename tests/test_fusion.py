@@ -267,6 +267,30 @@ def test_adam_moments_are_carried_as_documented(seed, axis, how):
         np.testing.assert_allclose(take(opt["v"][name], pos), want_v, atol=1e-12)
 
 
+@given(seeds, st.booleans(), st.sampled_from(["cols", "rows"]))
+def test_the_merged_vectors_gradient_is_r_g_d_plus_g_k_over_s(seed, fn, axis):
+    """Why Adam's first moment carries exactly (``adam_merge = "carry"``): for an exactly parallel pair (rows: with
+    their biases) the loss gradient at the merged vector after a real merge_step is (r g_d + g_k)/s of the pair's
+    gradients before it, with and without FN, for W' and (rows) b'. Two backward passes, not the formula again."""
+    g = np.random.default_rng(seed)
+    sizes = (5, 6, 6, 3)
+    model, params = FactorizedMLP.from_dense(init_params(sizes, g, np.float64), sizes, 0.2, fn=fn)
+    make_parallel(g, model, params, 2, axis)
+    x, y = g.standard_normal((7, 5)), g.integers(0, 3, 7)
+    before = model.loss_and_grads(params, x, y, training=False, rng=None, lambda2=0.0)[2]
+    opt = {"m": {k: np.zeros_like(v) for k, v in params.items()}, "v": {k: np.zeros_like(v) for k, v in params.items()}}
+    red = ClosestPairs(model, FusionRules(lambda1=0.0, tau_cos=1e-9, tau_euc=1e-6))
+    red.refresh(params)
+    (rec,) = merge_step(red, params, opt, 1)
+    after = model.loss_and_grads(params, x, y, training=False, rng=None, lambda2=0.0)[2]
+    k, d, r, s = rec["kept"], rec["dropped"], rec["r"], rec["s"]
+    pos = k - (d < k)
+    take = (lambda a, i: a[:, i]) if axis == "cols" else (lambda a, i: a[i])
+    for name in ["W2"] + (["b2"] if axis == "rows" else []):
+        want = (r * take(before[name], d) + take(before[name], k)) / s
+        np.testing.assert_allclose(take(after[name], pos), want, rtol=1e-8, atol=1e-11, err_msg=name)
+
+
 def assert_is_closest(pair, layer, params, kind):
     """`pair` = (i, j, cos, |v_i|, |v_j|) is a closest pair of the current vectors of `layer` on `kind`."""
     V = layer.vectors(params, kind)

@@ -140,6 +140,9 @@ def meets_eq13(cos, d_euc, tau_cos=1e-4, tau_euc=1e-1):
 def merge_criterion(W, i, j, tau_cos=1e-4, tau_euc=1e-1):
     """Paper Eq. (13) on columns i, j of W (m, n): :func:`meets_eq13` of their cosine and D_euc(i, j).
 
+    D_euc is asymmetric: D_euc(i, j) = |w_j| sqrt(2 (1 - |cos|)) rescales w_i to the length of w_j. The engine's
+    reading measures at the shorter, kept vector, so pass (dropped, kept) = (longer, shorter) to decide as it does
+    (``merge_criterion(W, d, k)``; with i the shorter the Euclidean test is stricter).
     Returns a bool (False if either column is zero). Paper values: tau_cos 1e-4, tau_euc 1e-1.
     """
     wi, wj = W[:, i], W[:, j]

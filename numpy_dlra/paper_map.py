@@ -76,7 +76,7 @@ class Entry:
     An empty ``engine`` means nothing in training runs it; ``engine == reference``, that training runs it."""
 
     section: str  # a key of SECTIONS
-    label: str  # unique: "Eq. (7)", "Sec. 4.3", "Table 1", ...
+    label: str  # unique: "Eq. (6)", "Sec. 4.3", "Table 1", ...
     title: str
     latex: str  # the equation as the paper prints it, or corrected (then ``notes`` says so); "" if none
     reference: tuple = ()
@@ -100,15 +100,15 @@ ENTRIES = [
           "dependent vectors along the longer axis, |(n + 1) - m| (not |n - m| + 1; docs/method.md Sec. 2). With "
           "||a|| = 1 the smallest ||xi|| is sigma_min(W_hat), so a soft dependency at tau is sigma_min < tau."),
 
-    Entry("4", "Eq. (6)", "RaRe and its gradient",
+    Entry("4", "Eq. (5)", "RaRe and its gradient",
           r"\mathrm{RaRe}(W) = \min_i \min_{j \neq i} \bigl(1 - D_{\cos}(i, j, W)^2\bigr)",
           ("numpy_dlra.dlra.equations.rare", "numpy_dlra.dlra.equations.rare_grad"),
           ("numpy_dlra.dlra.rare.rare_term",),
           ("tests/test_equations.py::test_rare_grad_matches_central_differences",
            "tests/test_equations.py::test_rare_of_parallel_columns_is_zero"),
           "Only the closest pair gets a gradient (a subgradient at ties); it is orthogonal to both vectors. The "
-          "engine takes the pair from the Grams of pairs.ClosestPairs (Eq. 7), found once per step."),
-    Entry("4", "Eq. (7)", "cosine matrix, closest pair",
+          "engine takes the pair from the Grams of pairs.ClosestPairs (Eq. 6), found once per step."),
+    Entry("4", "Eq. (6)", "cosine matrix, closest pair",
           r"D_{\cos}(i, j, W) = \frac{\langle w_i, w_j \rangle}{\|w_i\|\,\|w_j\|}",
           ("numpy_dlra.dlra.equations.cos_matrix",),
           ("numpy_dlra.dlra.pairs.closest_pair", "numpy_dlra.dlra.pairs.ClosestPairs.refresh"),
@@ -130,7 +130,7 @@ ENTRIES = [
           "P and Q are fixed (only merges change them) and stored as one (index, scale) per row of P and column "
           "of Q, O(m + n) to apply. The bias sits inside P (b = P b'), which the paper leaves implicit: it writes "
           "only the column case. Parameters m'n' + m' per layer, + 1 for FN's g; P and Q are not counted."),
-    Entry("4.1", "Eq. (9)", "the ratio r of two parallel vectors",
+    Entry("4.1", "Eq. (8)", "the ratio r of two parallel vectors",
           r"r = \frac{\sum w_d}{\sum w_k}\ \text{(printed)}, \qquad r = \frac{\langle w_d, w_k \rangle}"
           r"{\langle w_k, w_k \rangle}\ \text{(least squares)}, \qquad s = \sqrt{r^2 + 1}",
           ("numpy_dlra.dlra.equations.fusion_ratio",),
@@ -140,7 +140,7 @@ ENTRIES = [
           "Reading: --fuse-ratio lstsq (default; the best fit for nearly parallel pairs) or sum (the paper's, "
           "unstable when sum(w_k) ~ 0; the engine falls back to lstsq there). Both are exact for parallel "
           "vectors. Reasoned, not measured: docs/choices.md. equations.fusion_ratio also defaults to lstsq."),
-    Entry("4.1", "Eqs. (8), (10)-(12)", "fusing two columns, or two rows (corrected)",
+    Entry("4.1", "Eqs. (7), (9)-(12)", "fusing two columns, or two rows (corrected)",
           r"w_k \leftarrow s\,w_k,\ w_d \text{ dropped}; \quad q_k \leftarrow (r\,q_d + q_k)/s,\ q_d \text{ dropped};"
           r" \quad x'_k = (r\,x_d + x_k)/s",
           ("numpy_dlra.dlra.equations.fuse_columns", "numpy_dlra.dlra.equations.fuse_rows"),
@@ -151,7 +151,7 @@ ENTRIES = [
            "tests/test_equations.py::test_the_shorter_vector_is_kept_in_place",
            "tests/test_fusion.py::test_engine_fuses_as_the_equations_do",
            "tests/test_fusion.py::test_any_sequence_of_exact_fusions_preserves_the_network_output"),
-          "k is the kept (shorter) vector, d the dropped one, w_d = r w_k. Eq. (8) corrected as Eq. (11) is (see "
+          "k is the kept (shorter) vector, d the dropped one, w_d = r w_k. Eq. (7) corrected as Eq. (11) is (see "
           "the erratum). Rows mirror columns with P: p_k <- (r p_d + p_k)/s, and the merged row's bias is the "
           "least-squares b'_k <- (r b'_d + b'_k)/s, exact when b'_d = r b'_k. For exactly parallel vectors W'Q "
           "(P W'), the other axis' Gram and ||W'||_F are unchanged."),
@@ -163,7 +163,7 @@ ENTRIES = [
            "tests/test_erratum.py::test_the_printed_eq11_is_off_by_r_minus_1_times_w_k_outer_q_d_minus_q_k"),
           "Erratum. With the paper's indices (column i dropped, w_i = r w_j) Eq. (11) prints (q_i + q_j r)/s; "
           "true minus printed is (r - 1) w_k (q_d - q_k), nonzero unless r = 1 or q_d = q_k. The code implements "
-          "(r q_i + q_j)/s, and Eq. (8)'s x'_k = (r x_d + x_k)/s (docs/method.md Sec. 5)."),
+          "(r q_i + q_j)/s, and Eq. (7)'s x'_k = (r x_d + x_k)/s (docs/method.md Sec. 5)."),
     Entry("4.1", "Sec. 4.1, rows", "the rows fused are the rows of W' that RaRe(W'^T) pulls together",
           r"w'_d = r\,w'_k: \quad w'_k \leftarrow s\,w'_k, \quad p_k \leftarrow (r\,p_d + p_k)/s, \quad"
           r" b'_k \leftarrow (r\,b'_d + b'_k)/s",
@@ -209,7 +209,7 @@ ENTRIES = [
           "Outputs sharing (row of W', sign of p) are positive multiples of one feature; the network carries one "
           "coordinate per group and folds |p| into the next layer's connector M = Q diag|p|. Exact for any "
           "signs: the reference is the dense P FN(W') Q it must equal."),
-    Entry("4.3", "Export", "the compressed network out: Eqs. (8)-(12) and Sec. 4.3 folded into a plain MLP",
+    Entry("4.3", "Export", "the compressed network out: Eqs. (7)-(12) and Sec. 4.3 folded into a plain MLP",
           r"W_l = \operatorname{diag}(s)\,(c_l W'_l)_{r,:}\,M_l,\quad b_l = s \odot b'_{l,r}; \qquad "
           r"W_L = P_L\,c_L W'_L\,M_L,\quad b_L = P_L b'_L",
           ("numpy_dlra.dlra.network.FactorizedMLP.to_dense",),
@@ -324,7 +324,7 @@ ENTRIES = [
           ("tests/test_conv_layer.py::test_relu_and_max_pooling_commute_with_a_positive_scale",
            "tests/test_conv_layer.py::test_an_exactly_parallel_pair_fuses_without_changing_the_cnn_in_both_implementations",
            "tests/test_conv_layer.py::test_the_engine_makes_the_references_merges_and_parameters_on_a_cnn"),
-          "The fusions are the MLP's (Eqs. 8-12, corrected) on the layer's view of W': a channel column is the "
+          "The fusions are the MLP's (Eqs. 7-12, corrected) on the layer's view of W': a channel column is the "
           "m' kh kw entries that read one input channel. A fused output channel stays exact through ReLU and max "
           "pooling, which commute with a positive scale; a negative one is a feature group of Sec. 4.3, by channel. "
           "Which axes, by --conv-axes: both (default, measured in docs/choices.md: 52.9 % against 16.2 % compression "
@@ -486,7 +486,7 @@ def _numbers(first, last):
 
 
 def label_markers(label):
-    """The markers an entry's label names: eqN for each equation number, '(8), (10)-(12)' included; tableN;
+    """The markers an entry's label names: eqN for each equation number, '(7), (9)-(12)' included; tableN;
     algN; the section of 'Sec. 4.1'; 'erratum'; for a label naming none of these, its first word ('export')."""
     names = [f"eq{n}" for a, b in re.findall(r"\((\d+)\)(?:\s*-\s*\((\d+)\))?", label) for n in _numbers(a, b)]
     names += [f"table{n}" for n in re.findall(r"\bTable (\d+)", label)]
@@ -547,7 +547,7 @@ def selector(entry, entries=ENTRIES):
 
 
 def pytest_command(entry, entries=ENTRIES):
-    """The command that runs the tests `entry` names: ``pytest -m eq9``, else their node ids."""
+    """The command that runs the tests `entry` names: ``pytest -m eq8``, else their node ids."""
     if not entry.tests:
         return ""
     m = selector(entry, entries)

@@ -1,4 +1,4 @@
-"""Property tests of the merge algebra and the RaRe/FN gradients (paper Eqs. 6-16), random shapes and signs."""
+"""Property tests of the merge algebra and the RaRe/FN gradients (paper Eqs. 5-16), random shapes and signs."""
 import numpy as np
 import pytest
 from hypothesis import assume, given

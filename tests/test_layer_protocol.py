@@ -1,6 +1,6 @@
 """One layer protocol, implemented twice: the engine's FactorizedLayer (sparse P, Q; arrays in the network's
 params) and the reference's DenseLayer (dense P, Q, from dlra/equations.py alone). The fusing identities hold
-for both, and from one state both make the same fusion (Eqs. 8-12, corrected), compared through ``arrays()``."""
+for both, and from one state both make the same fusion (Eqs. 7-12, corrected), compared through ``arrays()``."""
 import numpy as np
 import pytest
 from hypothesis import given

@@ -13,7 +13,7 @@ named, the test failed, and the line was restored.
   ``coupled`` guard of the summed loss dropped, so L2 counts twice).
 - The gradient noise of Algorithm 1 is drawn at the 0-based update index t (sigma_t^2 = eta / (1 + t)^gamma)
   (mutation: t + 1 passed to the noise).
-- Adam's moments at a merge (Eqs. 8-12 with ``adam_merge = "carry"``): m_k <- (r m_d + m_k)/s and
+- Adam's moments at a merge (Eqs. 7-12 with ``adam_merge = "carry"``): m_k <- (r m_d + m_k)/s and
   v_k <- (r^2 v_d + v_k)/s^2, for r > 0 and r < 0 (mutation: r instead of r^2 in v).
 """
 import numpy as np

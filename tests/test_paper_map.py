@@ -98,12 +98,12 @@ def test_markdown_table_has_one_row_per_entry():
     assert len(rows) == len(ENTRIES)
     for row, e in zip(rows, ENTRIES):
         assert row.startswith(f"| {e.label}: ") and row.count(" | ") == 4, row
-    cos_row = rows[[e.label for e in ENTRIES].index("Eq. (7)")]
+    cos_row = rows[[e.label for e in ENTRIES].index("Eq. (6)")]
     assert "`dlra/equations.py`: `cos_matrix`" in cos_row
     # full node ids, to paste after pytest
     assert "`tests/test_fusion.py::test_closest_pair_from_the_gram_is_the_equations_pair`" in cos_row
     assert "`tests/test_equations.py::test_cos_matrix_and_rare_definitions`" in cos_row
-    assert cos_row.endswith("| `sec4`, `rare`, `eq7` |")
+    assert cos_row.endswith("| `sec4`, `rare`, `eq6` |")
     for e in ENTRIES:
         assert all(f"`{t}`" in rows[ENTRIES.index(e)] for t in e.tests)
 
@@ -118,7 +118,7 @@ def test_the_table_says_the_same_and_marks_what_training_does_not_run():
 
 def test_markers_follow_the_sections_and_the_labels():
     by_label = {e.label: e for e in ENTRIES}
-    assert paper_map.entry_markers(by_label["Eqs. (8), (10)-(12)"]) == ("sec4_1", "fusion", "eq8", "eq10", "eq11", "eq12")
+    assert paper_map.entry_markers(by_label["Eqs. (7), (9)-(12)"]) == ("sec4_1", "fusion", "eq7", "eq9", "eq10", "eq11", "eq12")
     assert paper_map.entry_markers(by_label["Eq. (11), erratum"]) == ("sec4_1", "fusion", "eq11", "erratum")
     assert paper_map.entry_markers(by_label["Eq. (15)"]) == ("sec4_5", "fn", "eq15")
     assert paper_map.entry_markers(by_label["Algorithm 1, merges and Adam"]) == ("alg1",)
@@ -126,12 +126,12 @@ def test_markers_follow_the_sections_and_the_labels():
     assert paper_map.label_markers("Export") == ("export",)
     assert paper_map.section_markers("6.2") == ("sec6_2",) and paper_map.section_markers("Appendix B") == ("appendixb",)
     found = paper_map.markers()
-    assert set(found["eq11"]) == set(by_label["Eqs. (8), (10)-(12)"].tests + by_label["Eq. (11), erratum"].tests)
+    assert set(found["eq11"]) == set(by_label["Eqs. (7), (9)-(12)"].tests + by_label["Eq. (11), erratum"].tests)
     assert set(found["fn"]) == set(by_label["Eq. (15)"].tests)
-    assert set(found["rare"]) == set(by_label["Eq. (6)"].tests + by_label["Eq. (7)"].tests)
+    assert set(found["rare"]) == set(by_label["Eq. (5)"].tests + by_label["Eq. (6)"].tests)
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", m) for m in found), sorted(found)  # usable in -m expressions
     assert set(paper_map.marker_descriptions()) == set(found)
-    assert paper_map.pytest_command(by_label["Eq. (9)"]) == "pytest -m eq9"
+    assert paper_map.pytest_command(by_label["Eq. (8)"]) == "pytest -m eq8"
     assert paper_map.pytest_command(by_label["Sec. 5, Adam"]).startswith("pytest tests/test_optim.py::")
     for key, _ in SECTIONS:  # a new section gets its markers here, not from the fallback
         assert key in paper_map.SECTION_MARKERS, key

@@ -1,9 +1,9 @@
 """
-Tutorial 03: the RaRe loss (Sec. 4, Eqs. 6-7)
+Tutorial 03: the RaRe loss (Sec. 4, Eqs. 5-6)
 =============================================
 
-The rank-reducing loss RaRe. Eq. (7) is the cosine matrix of W's columns,
-``D_cos(i, j) = <w_i, w_j> / (|w_i| |w_j|)``. Eq. (6) is
+The rank-reducing loss RaRe. Eq. (6) is the cosine matrix of W's columns,
+``D_cos(i, j) = <w_i, w_j> / (|w_i| |w_j|)``. Eq. (5) is
 ``RaRe(W) = min over pairs of 1 - D_cos(i, j)^2``: the squared sine of the most nearly parallel
 pair. Its gradient touches that pair only, and is orthogonal to both vectors, so descending RaRe
 rotates the pair toward parallel (or anti-parallel) and leaves every other column exactly where it
@@ -17,14 +17,14 @@ figure appears inline.
 
 Expected output (2 cores, about 1 s)::
 
-    W is 8 x 6; |D_cos| of its columns (Eq. 7):
+    W is 8 x 6; |D_cos| of its columns (Eq. 6):
       1.00 0.53 0.38 0.11 0.33 0.44
       0.53 1.00 0.05 0.10 0.14 0.21
       0.38 0.05 1.00 0.09 0.32 0.49
       0.11 0.10 0.09 1.00 0.18 0.40
       0.33 0.14 0.32 0.18 1.00 0.23
       0.44 0.21 0.49 0.40 0.23 1.00
-    closest pair: columns 0 and 1, cos -0.5274; RaRe(W) = 1 - cos^2 = 0.7218 (Eq. 6)
+    closest pair: columns 0 and 1, cos -0.5274; RaRe(W) = 1 - cos^2 = 0.7218 (Eq. 5)
     rows (RaRe of W^T): 0.3701
     rare_grad matches central differences: True; nonzero columns: 0, 1
     gradient orthogonal to the pair: <g_0, w_0> = 0.000000, <g_1, w_1> = 0.000000
@@ -50,19 +50,19 @@ import numpy as np
 from numpy_dlra import equations as eq
 
 # %%
-# The cosine matrix (Eq. 7)
+# The cosine matrix (Eq. 6)
 # -------------------------
 #
 # ``eq.cos_matrix`` of a random 8 x 6 matrix: the cosines between its 6 columns.
 
 W = np.random.default_rng(3).standard_normal((8, 6))
-C = eq.cos_matrix(W)  # (6, 6), Eq. (7)
-print(f"W is {W.shape[0]} x {W.shape[1]}; |D_cos| of its columns (Eq. 7):")
+C = eq.cos_matrix(W)  # (6, 6), Eq. (6)
+print(f"W is {W.shape[0]} x {W.shape[1]}; |D_cos| of its columns (Eq. 6):")
 for row in np.abs(C):
     print("  " + " ".join(f"{c:.2f}" for c in row))
 
 # %%
-# RaRe (Eq. 6)
+# RaRe (Eq. 5)
 # ------------
 #
 # The closest pair is the off-diagonal entry with the largest ``|cos|`` (smallest ``1 - cos^2``);
@@ -71,7 +71,7 @@ for row in np.abs(C):
 S = 1.0 - C**2
 np.fill_diagonal(S, np.inf)
 i, j = sorted(np.unravel_index(S.argmin(), S.shape))
-print(f"closest pair: columns {i} and {j}, cos {C[i, j]:.4f}; RaRe(W) = 1 - cos^2 = {eq.rare(W):.4f} (Eq. 6)")
+print(f"closest pair: columns {i} and {j}, cos {C[i, j]:.4f}; RaRe(W) = 1 - cos^2 = {eq.rare(W):.4f} (Eq. 5)")
 print(f"rows (RaRe of W^T): {eq.rare(W.T):.4f}")
 
 # %%

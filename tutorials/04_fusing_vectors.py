@@ -1,5 +1,5 @@
 """
-Tutorial 04: fusing two parallel vectors (Sec. 4.1, Eqs. 8-12)
+Tutorial 04: fusing two parallel vectors (Sec. 4.1, Eqs. 7-12)
 ==============================================================
 
 A layer is held as ``P W' Q`` (Sec. 4.1); at the start ``P = I``, ``Q = I`` and ``W' = W``. When
@@ -21,13 +21,13 @@ Expected output (2 cores, about 1 s)::
 
     W is 5 x 4; column 3 = 2.5 x column 1 (exactly parallel), Q = I (4 x 4)
     |w_1| = 1.2505, |w_3| = 3.1261: keep the shorter, k = 1; drop d = 3
-    Eq. (9): r = sum(w_d) / sum(w_k) = 2.5000 (least squares: 2.5000); s = sqrt(r^2 + 1) = 2.6926
-    Eq. (10): kept column s w_k, length 3.3669 = sqrt(|w_k|^2 + |w_d|^2) = 3.3669
+    Eq. (8): r = sum(w_d) / sum(w_k) = 2.5000 (least squares: 2.5000); s = sqrt(r^2 + 1) = 2.6926
+    Eq. (9): kept column s w_k, length 3.3669 = sqrt(|w_k|^2 + |w_d|^2) = 3.3669
     Eq. (11), corrected: Q's row k = (r q_d + q_k) / s = [0.0000, 0.3714, 0.0000, 0.9285]
     fuse_columns: W' 5 x 3, Q 3 x 4, the same as by hand: True
     max |W'Q - W| = 0.000000  (the layer's function is unchanged)
     row Gram W'W'^T: max change 0.000000; ||W'||_F 5.1344 -> 5.1344
-    Eq. (8), corrected: merged input x'_k = (r x_d + x_k) / s, on an input x: matches Q x: True
+    Eq. (7), corrected: merged input x'_k = (r x_d + x_k) / s, on an input x: matches Q x: True
     Eq. (11) as printed, (q_d + r q_k) / s, on 6 random inputs: max output error 3.8479
     Eq. (11) corrected,  (r q_d + q_k) / s, on 6 random inputs: max output error 0.000000
     nearly parallel pair (1.0 degree apart): error of W'Q, lstsq r 0.054559 = |w_d| sin(theta) 0.054559, sum r 0.067314
@@ -49,8 +49,8 @@ rng = np.random.default_rng(4)
 # --------------------
 #
 # Column 3 of a random 5 x 4 matrix is 2.5 times column 1. The paper keeps the shorter vector (a
-# long one can grow unstable), computes the ratio r (Eq. 9) and ``s = sqrt(r^2 + 1)``, scales the
-# kept column by s (Eq. 10) and gives Q's row k the corrected Eq. (11).
+# long one can grow unstable), computes the ratio r (Eq. 8) and ``s = sqrt(r^2 + 1)``, scales the
+# kept column by s (Eq. 9) and gives Q's row k the corrected Eq. (11).
 
 W = rng.standard_normal((5, 4))
 W[:, 3] = 2.5 * W[:, 1]
@@ -63,9 +63,9 @@ k, d = (i, j) if n_i <= n_j else (j, i)  # the paper keeps the shorter vector (a
 print(f"|w_{i}| = {n_i:.4f}, |w_{j}| = {n_j:.4f}: keep the shorter, k = {k}; drop d = {d}")
 r = eq.fusion_ratio(W[:, d], W[:, k], "sum")
 s = np.sqrt(r * r + 1)
-print(f"Eq. (9): r = sum(w_d) / sum(w_k) = {r:.4f} (least squares: {eq.fusion_ratio(W[:, d], W[:, k], 'lstsq'):.4f}); "
+print(f"Eq. (8): r = sum(w_d) / sum(w_k) = {r:.4f} (least squares: {eq.fusion_ratio(W[:, d], W[:, k], 'lstsq'):.4f}); "
       f"s = sqrt(r^2 + 1) = {s:.4f}")
-print(f"Eq. (10): kept column s w_k, length {np.linalg.norm(s * W[:, k]):.4f} = sqrt(|w_k|^2 + |w_d|^2) = "
+print(f"Eq. (9): kept column s w_k, length {np.linalg.norm(s * W[:, k]):.4f} = sqrt(|w_k|^2 + |w_d|^2) = "
       f"{np.hypot(n_i, n_j):.4f}")
 row_k = (r * Q[d] + Q[k]) / s
 print(f"Eq. (11), corrected: Q's row k = (r q_d + q_k) / s = [{', '.join(f'{v:.4f}' for v in row_k)}]")
@@ -76,7 +76,7 @@ print(f"Eq. (11), corrected: Q's row k = (r q_d + q_k) / s = [{', '.join(f'{v:.4
 #
 # By hand: scale column k, drop column d; replace row k of Q, drop row d. ``eq.fuse_columns`` does
 # the same. The function ``W'Q``, the row Gram ``W'W'^T`` and ``||W'||_F`` are unchanged, and the
-# merged input is Eq. (8), corrected.
+# merged input is Eq. (7), corrected.
 
 keep = [c for c in range(W.shape[1]) if c != d]
 W_hand = W.copy()
@@ -92,7 +92,7 @@ print(f"row Gram W'W'^T: max change {np.abs(W2 @ W2.T - W @ W.T).max():.6f}; "
       f"||W'||_F {np.linalg.norm(W):.4f} -> {np.linalg.norm(W2):.4f}")
 x = rng.standard_normal(4)
 x_k = (r * x[d] + x[k]) / s
-print(f"Eq. (8), corrected: merged input x'_k = (r x_d + x_k) / s, on an input x: matches Q x: "
+print(f"Eq. (7), corrected: merged input x'_k = (r x_d + x_k) / s, on an input x: matches Q x: "
       f"{np.isclose((Q2 @ x)[keep.index(k)], x_k)}")
 
 # %%

@@ -168,7 +168,7 @@ print(f"a FactorizedCNN 28x28x1 - 8 - 8 - 32 - 10 (from_cnn), 16 test images: lo
 
 # %%
 # Rows: make output filter 5 of the first convolution 1.5 times filter 2, its bias too, and fuse
-# the two rows (Eqs. 8-12 on rows: W' loses row d, row k is scaled by s = sqrt(r^2 + 1), P's
+# the two rows (Eqs. 7-12 on rows: W' loses row d, row k is scaled by s = sqrt(r^2 + 1), P's
 # column k becomes ``(r p_d + p_k) / s``). Output channels 2 and 5 are now positive multiples of one
 # feature (Sec. 4.3), so the network carries 7 channels, and the second convolution reads channel 5
 # as 1.5 times channel 2: the logits do not move.

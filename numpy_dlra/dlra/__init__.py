@@ -4,7 +4,7 @@ Read in this order, each module one concept:
 - reference   Algorithm 1 from the equations alone, read this first;
 - equations   every equation as a small pure reference function (the tests' ground truth);
 - layer       the factorized layer P FN(W') Q behind one interface (the reference's DenseLayer has the same):
-              P and Q stored sparsely, the fusion of Eqs. (8)-(12), the dense and exported forms;
+              P and Q stored sparsely, the fusion of Eqs. (7)-(12), the dense and exported forms;
 - ops         the layer's ops: the connector (Q), FN linear (Eq. 15), the gather (P);
 - features    feature-space reduction for ReLU;
 - network     the paper's MLP as a list of layers, with the dropout decay and the export;

@@ -9,7 +9,7 @@ Every training step of every method is this function; the baseline and fn skip w
     3. gradient noise, variance eta / (1 + t)^gamma                      nn.fast              (eta > 0)
     4. the Adam update                                                    nn.optim.Adam
     5. one Gram per layer and axis of the updated W': the closest pairs  pairs.refresh       (dlra)
-    6. while a closest pair meets Eq. (13): fuse it (Eqs. 8-12)          merge.merge_step    (dlra)
+    6. while a closest pair meets Eq. (13): fuse it (Eqs. 7-12)          merge.merge_step    (dlra)
 
 The pairs found in 5 serve the merge test of 6 right away and the RaRe term of the next step's 2,
 so each step computes each Gram once. The trainer (:mod:`numpy_dlra.experiments.train`), the

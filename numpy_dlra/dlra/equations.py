@@ -10,7 +10,7 @@ trainable, P (m x m') and Q (n' x n) fixed. "Columns" are input coordinates, "ro
 Erratum. The printed Eq. (11) replaces the kept row of Q by (q_i + q_j r) / s, where w_i = r w_j
 is the dropped column. That does not preserve W' Q; the function-preserving row is
 (r q_i + q_j) / s (see `fuse_columns`; tests/test_erratum.py shows, for any W', Q and r, that the
-printed row misses W' Q by (r - 1) w_j (q_i - q_j)). Likewise Eq. (8) should read
+printed row misses W' Q by (r - 1) w_j (q_i - q_j)). Likewise Eq. (7) should read
 x'_k = (r x_d + x_k) / s.
 """
 import math
@@ -29,7 +29,7 @@ def _norm(v):
 
 
 def cos_matrix(W):
-    """Paper Eq. (7): D_cos(i, j) = <w_i, w_j> / (|w_i| |w_j|) for all pairs of columns of W.
+    """Paper Eq. (6): D_cos(i, j) = <w_i, w_j> / (|w_i| |w_j|) for all pairs of columns of W.
 
     Parameters
     ----------
@@ -60,7 +60,7 @@ def _closest_pair(W):
 
 
 def rare(W):
-    """Paper Eq. (6): RaRe(W) = min_{i != j} (1 - D_cos(i, j)^2) over the columns of W (m, n).
+    """Paper Eq. (5): RaRe(W) = min_{i != j} (1 - D_cos(i, j)^2) over the columns of W (m, n).
 
     The squared sine of the closest pair of columns: 0 when two columns are parallel or opposite.
     Returns a float; 0.0 when W has fewer than two columns (no pair to compare).
@@ -154,7 +154,7 @@ def merge_criterion(W, i, j, tau_cos=1e-4, tau_euc=1e-1):
 
 
 def fusion_ratio(w_d, w_k, ratio="lstsq"):
-    """Paper Eq. (9)'s r with w_d ~ r w_k.
+    """Paper Eq. (8)'s r with w_d ~ r w_k.
 
     ratio="sum": the paper's r = sum(w_d) / sum(w_k) (exact for parallel vectors, unstable when
     sum(w_k) ~ 0); ratio="lstsq": r = <w_d, w_k> / <w_k, w_k> (exact too, and the least-squares fit
@@ -172,11 +172,11 @@ def fusion_ratio(w_d, w_k, ratio="lstsq"):
 
 
 def fuse_columns(W, Q, i, j, ratio="lstsq"):
-    """Paper Eqs. (8)-(12), corrected: fuse columns i and j of W' (m' x n'), adjusting Q (n' x n).
+    """Paper Eqs. (7)-(12), corrected: fuse columns i and j of W' (m' x n'), adjusting Q (n' x n).
 
     i and j are unordered (unlike the paper's i, dropped, and j, kept): the shorter of the two
     columns is kept (k), the other dropped (d); on a tie i is kept. With w_d = r w_k (r by
-    `fusion_ratio`, Eq. 9) and s = sqrt(r^2 + 1):
+    `fusion_ratio`, Eq. 8) and s = sqrt(r^2 + 1):
         W'_new = W' without column d, column k scaled by s            (m' x (n'-1))
         Q_new  = Q without row d, row k replaced by (r q_d + q_k) / s  ((n'-1) x n)
     The kept column is column k - (d < k) of W'_new (row k - (d < k) of Q_new); k is whichever of
@@ -231,7 +231,7 @@ def fuse_rows(W, b, P, i, j, ratio="lstsq", row_vectors="w"):
     k, d = (i, j) if _norm(W[i]) <= _norm(W[j]) else (j, i)
     r = fusion_ratio(W[d], W[k], ratio)
     s = math.sqrt(r * r + 1.0)
-    W_T_new, PT_new = fuse_columns(W.T, P.T, k, d, ratio)  # Eqs. (10)-(11) on the rows: W'^T's columns
+    W_T_new, PT_new = fuse_columns(W.T, P.T, k, d, ratio)  # Eqs. (9), (11) on the rows: W'^T's columns
     b_new = b.copy()
     b_new[k] = (r * b[d] + b[k]) / s  # least squares: the merged row's bias
     keep = [c for c in range(W.shape[0]) if c != d]

@@ -10,7 +10,7 @@ same interface, and tests/test_reference.py compares the two through it:
     fusable_axes()                        the axes that may fuse now (equations.fusable_axes)
     vectors(params, kind)                 the vectors of an axis, as the columns of a view
     fuse(params, opt_state, axis, k, d, rules) -> (r, s)
-                                          Eqs. (8)-(12), corrected: W', b', P or Q, and Adam's moments
+                                          Eqs. (7)-(12), corrected: W', b', P or Q, and Adam's moments
     forward(params, a, ...) / backward(d, cache, ...)
     to_dense(params), export(params)      P FN(W') Q and b = P b'; the layer of the plain MLP (Sec. 4.3 folded)
     arrays(params, opt_state)             the layer's state, dense: W', b', g, P, Q and Adam's m, v
@@ -102,7 +102,7 @@ def _bias_least_squares(b, k, d, r, s, dt):
 
 
 def _bias_scaled(b, k, d, r, s, dt):
-    b[k] *= dt(s)  # [w_k, b_k] <- s [w_k, b_k], Eq. (10) on the augmented row
+    b[k] *= dt(s)  # [w_k, b_k] <- s [w_k, b_k], Eq. (9) on the augmented row
 
 
 BIAS = {"w": _bias_least_squares, "wb": _bias_scaled}  # the bias at a row merge, by ``row_vectors``
@@ -175,13 +175,13 @@ class FactorizedLayer:
         """This layer's arrays, keyed as the ops take them ("W", "b", and "g" with FN)."""
         return {k: params[v] for k, v in self.keys.items()}
 
-    # --- a merge: Eqs. (8)-(12) -------------------------------------------------------------------------------
+    # --- a merge: Eqs. (7)-(12) -------------------------------------------------------------------------------
     def fuse(self, params, opt_state, axis, k, d, rules):
-        """Fuse vector d into k on `axis` ("cols" or "rows"), Eqs. (8)-(12) corrected; returns (r, s).
+        """Fuse vector d into k on `axis` ("cols" or "rows"), Eqs. (7)-(12) corrected; returns (r, s).
 
-        r of Eq. (9) comes from the compared vectors (``fuse_ratio``; with "sum" and a kept vector whose
+        r of Eq. (8) comes from the compared vectors (``fuse_ratio``; with "sum" and a kept vector whose
         entries sum to (nearly) 0, where the paper's estimator is undefined, least squares), s = sqrt(r^2+1).
-        Columns: W' (m', n') loses column d and column k becomes s w_k (Eq. 10); Q loses row d, row k
+        Columns: W' (m', n') loses column d and column k becomes s w_k (Eq. 9); Q loses row d, row k
         becomes (r q_d + q_k)/s (Eq. 11, corrected). Rows: W' loses row d, row k becomes s w_k; b' loses
         entry d, b_k by :data:`BIAS`; P loses column d, column k becomes (r p_d + p_k)/s. Adam's m and v
         lose the same entries, the kept ones set by :data:`MOMENTS`. Call :meth:`build` (the network's
@@ -193,7 +193,7 @@ class FactorizedLayer:
         ratio = rules.fuse_ratio
         if ratio == "sum" and abs(w_k.sum()) <= 1e-6 * np.abs(w_k).sum():
             ratio = "lstsq"  # the paper's sum(w_d)/sum(w_k) is undefined (or unstable) here; the pair passed Eq. (13)
-        r = fusion_ratio(w_d, w_k, ratio)  # Eq. (9)
+        r = fusion_ratio(w_d, w_k, ratio)  # Eq. (8)
         s = math.sqrt(r * r + 1.0)
         for name in [self.keys["W"]] if cols else [self.keys["W"], self.keys["b"]]:
             p, m, v = params[name], opt_state["m"][name], opt_state["v"][name]
@@ -206,7 +206,7 @@ class FactorizedLayer:
             if p.ndim == 1:  # b'
                 BIAS[rules.row_vectors](p_, k, d, r, s, dt)
             else:
-                p_[k] *= dt(s)  # Eq. (10): the kept vector scaled by s
+                p_[k] *= dt(s)  # Eq. (9): the kept vector scaled by s
             MOMENTS[rules.adam_merge](m_, v_, k, d, r, s, dt)
             params[name] = drop(p)
             opt_state["m"][name], opt_state["v"][name] = drop(m), drop(v)

@@ -1,4 +1,4 @@
-"""Merging (paper Eqs. 8-13): when the closest pair of vectors is parallel enough, fuse it and shrink W'.
+"""Merging (paper Eqs. 7-13): when the closest pair of vectors is parallel enough, fuse it and shrink W'.
 
 After every optimizer update (Algorithm 1), layer by layer, while the closest pair on a fusable axis
 of the current W' meets Eq. (13), the longer vector d is fused into the shorter one k. Each function
@@ -7,7 +7,7 @@ below does one thing:
     candidate    find: the closest pair (kept k, dropped d) and its cos and D_euc, as Eq. (13) reads them
     find_pair    test: the pair to fuse, or None (Eq. 13; ``merge_pairs = "any"`` looks further)
     merge_step   record: the loop over layers, and one record per merge; the fusion itself (W', Q or P, the
-                 bias and Adam's moments, Eqs. 8-12 corrected) is the layer's: FactorizedLayer.fuse
+                 bias and Adam's moments, Eqs. 7-12 corrected) is the layer's: FactorizedLayer.fuse
 
 The pair is the one RaRe pulls together (:mod:`.pairs`): columns of W', or rows of W' (with
 ``row_vectors = "wb"``, rows of [W', b']). With w_d ~ r w_k and s = sqrt(r^2 + 1), w_k <- s w_k and
@@ -67,7 +67,7 @@ def find_pair(pairs, params, l, axis):
 
     The closest pair, if it meets Eq. (13). With ``merge_pairs == "any"``, when the closest pair is
     parallel enough (1 - |cos| < tau_cos) but too far apart (D_euc >= tau_euc), the cosine matrix of
-    the axis is formed (Eq. 7) and the most parallel pair that meets both tests is returned. Only then:
+    the axis is formed (Eq. 6) and the most parallel pair that meets both tests is returned. Only then:
     if the closest pair fails the cosine test, every other pair does (on rows read as [c w', b'] only
     nearly: the search ranks [w', b'] rows).
     """
@@ -88,7 +88,7 @@ def _most_parallel_passing(pairs, params, l, axis):
     V = to_numpy(layer.vectors(params, kind)).astype(np.float64)  # the compared vectors as columns, (dim, n)
     if rules.eq13_on == "effective" and layer.k is not None:  # the network's vectors: c W' (a bias row stays unscaled)
         V[: V.shape[0] - (kind == "rows+b")] *= layer.c_fn(params)
-    C = cos_matrix(V)  # Eq. (7), (n, n)
+    C = cos_matrix(V)  # Eq. (6), (n, n)
     norms = np.linalg.norm(V, axis=0)
     i, j = np.nonzero(np.triu(1.0 - np.abs(C) < rules.tau_cos, 1))
     for a in np.argsort(-np.abs(C[i, j]), kind="stable"):
@@ -120,7 +120,7 @@ def merge_step(pairs, params, opt_state, step, probe=None):
                 break
             if probe is not None and before is None:
                 before = model.forward(params, probe)[0]
-            r, s = model.layers[l - 1].fuse(params, opt_state, axis, pair.kept, pair.dropped, rules)  # Eqs. (8)-(12)
+            r, s = model.layers[l - 1].fuse(params, opt_state, axis, pair.kept, pair.dropped, rules)  # Eqs. (7)-(12)
             model.rebuild()
             pairs.refresh(params, layers=[l])  # the merged layer's Grams and pairs, afresh
             if rules.merge_pairs == "one":

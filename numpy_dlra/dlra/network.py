@@ -152,7 +152,7 @@ class FactorizedMLP(Classifier):
     def export(self, params):
         """The plain MLP this network computes (eval mode): W_l (G_l, G_{l-1}), b_l (G_l,) in float64 NumPy.
 
-        Folds FN's scale (Eq. 15), P and Q (Sec. 4.1; Eqs. 8-12 made them) and the feature groups of
+        Folds FN's scale (Eq. 15), P and Q (Sec. 4.1; Eqs. 7-12 made them) and the feature groups of
         Sec. 4.3 into dense layers whose widths are the reduced feature counts G_l (G_0 = the input width,
         G_L = the class count). Hidden feature g is relu(s_g u[r_g]) with u = c W' M a + b' (M: the connector,
         Q with the previous |P| folded in), so

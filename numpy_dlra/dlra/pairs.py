@@ -1,4 +1,4 @@
-"""The closest pairs of every layer (Eqs. 6, 7), from one Gram matrix per layer and axis per step.
+"""The closest pairs of every layer (Eqs. 5, 6), from one Gram matrix per layer and axis per step.
 
 Columns G = W'^T W' (n' x n'), rows G = W' W'^T (m' x m'): computed once per step after the
 optimizer update (NumPy computes a product of a matrix with its own transpose by BLAS syrk, half a
@@ -43,7 +43,7 @@ class FusionRules:
     lambda1: float = 20.0  # weight of L_RaRe, Eq. (18) (paper: 20)
     tau_cos: float = 1e-4  # Eq. (13), paper
     tau_euc: float = 1e-1  # Eq. (13), paper
-    fuse_ratio: str = "lstsq"  # r of Eq. (9): "sum" is the paper's sum(w_d)/sum(w_k); "lstsq" <w_d,w_k>/<w_k,w_k>
+    fuse_ratio: str = "lstsq"  # r of Eq. (8): "sum" is the paper's sum(w_d)/sum(w_k); "lstsq" <w_d,w_k>/<w_k,w_k>
     rare_axes: str = "all"  # "all": Eq. (16) as printed; "fusable": only the axes that may be fused now
     adam_merge: str = "carry"  # "carry": m <- (r m_d + m_k)/s, v <- (r^2 v_d + v_k)/s^2; "reset": zeros
     search_every: int = 1  # 1: exact (search every Gram every step); K > 1: approximation, see module doc

@@ -1,6 +1,6 @@
-"""The RaRe term of the loss (paper Eqs. 6, 7, 16) and its gradient, at the closest pairs.
+"""The RaRe term of the loss (paper Eqs. 5, 6, 16) and its gradient, at the closest pairs.
 
-RaRe(W) = 1 - cos^2(w_i, w_j) for the closest pair (i, j) of W's columns (Eq. 7); Eq. (16) sums it
+RaRe(W) = 1 - cos^2(w_i, w_j) for the closest pair (i, j) of W's columns (Eqs. 5-6); Eq. (16) sums it
 over every layer and both axes (W' and W'^T), weighted by each layer's size. Only the closest pair
 enters, so the gradient touches two vectors per axis: O(m + n) work on top of the Grams that
 :mod:`.pairs` computes once per step anyway. The reference definitions are
@@ -29,7 +29,7 @@ def rare_term(pairs, params, grads):
             if (l, axis) not in pairs.pairs:  # fewer than two vectors: RaRe is 0
                 continue
             i, j, cos, ni, nj = pairs.pairs[(l, axis)]
-            total += weight * (1.0 - cos * cos)  # Eq. (6): RaRe = 1 - cos^2 at the closest pair
+            total += weight * (1.0 - cos * cos)  # Eq. (5): RaRe = 1 - cos^2 at the closest pair
             if ni == 0.0 or nj == 0.0:
                 continue
             layer = model.layers[l - 1]

@@ -3,9 +3,9 @@
 Every layer l is held densely as W_l = P_l FN(W'_l) Q_l, b_l = P_l b'_l (Sec. 4.1), a :class:`DenseLayer` with
 the interface of the engine's layer, and one step is
 
-    1. L = L_task + lambda2 L_L2 + lambda1 L_RaRe and its gradient              Eqs. (6), (7), (15)-(18)
+    1. L = L_task + lambda2 L_L2 + lambda1 L_RaRe and its gradient              Eqs. (5), (6), (15)-(18)
     2. the Adam update of every W', b', g
-    3. per layer, while the closest pair on a fusable axis meets Eq. (13): fuse   Eqs. (8)-(13)
+    3. per layer, while the closest pair on a fusable axis meets Eq. (13): fuse   Eqs. (7)-(13)
        it (columns of W' with Q, rows of W' with P and b'), and Adam's moments
 
 with the functions of :mod:`numpy_dlra.dlra.equations` and nothing else: the full cosine matrices,
@@ -92,13 +92,13 @@ class DenseLayer:
         return self.P @ self.weight() @ self.Q, self.P @ self.b
 
     def fuse(self, axis, k, d):
-        """Fuse vector d into k on `axis`, Eqs. (8)-(12) corrected (:func:`equations.fuse_columns`, ``fuse_rows``),
+        """Fuse vector d into k on `axis`, Eqs. (7)-(12) corrected (:func:`equations.fuse_columns`, ``fuse_rows``),
         and carry Adam's moments: m_k <- (r m_d + m_k)/s, v_k <- (r^2 v_d + v_k)/s^2, entry d removed."""
         W = self.W
         if axis == "cols":
             V = self.cols(W)  # the columns of W' as vectors
-            r = eq.fusion_ratio(V[:, d], V[:, k], "lstsq")  # Eq. (9)
-            V, self.Q = eq.fuse_columns(V, self.Q, k, d, "lstsq")  # Eqs. (10)-(11)
+            r = eq.fusion_ratio(V[:, d], V[:, k], "lstsq")  # Eq. (8)
+            V, self.Q = eq.fuse_columns(V, self.Q, k, d, "lstsq")  # Eqs. (9), (11)
             self.W = self.uncols(V)
         else:
             r = eq.fusion_ratio(W[d], W[k], "lstsq")
@@ -185,7 +185,7 @@ def adam(net, grads, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
 
 
 def closest_pair(V):
-    """Eq. (7): the pair (kept k, dropped d) of columns of V with the largest |cos|, k the shorter; and the cos."""
+    """Eq. (6): the pair (kept k, dropped d) of columns of V with the largest |cos|, k the shorter; and the cos."""
     C = eq.cos_matrix(V)  # (n, n)
     A = np.abs(C)
     np.fill_diagonal(A, -1.0)  # the diagonal is not a pair
@@ -196,7 +196,7 @@ def closest_pair(V):
 
 def merge(layer, tau_cos=1e-4, tau_euc=1e-1):
     """Step 3 on one layer: while the closest pair on a fusable axis of c W' meets Eq. (13), fuse it
-    (Eqs. 8-12, corrected). Returns [(axis, kept, dropped), ...]."""
+    (Eqs. 7-12, corrected). Returns [(axis, kept, dropped), ...]."""
     done = []
     while True:
         for axis in layer.fusable_axes():

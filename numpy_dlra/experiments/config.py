@@ -106,7 +106,7 @@ class TrainConfig:
                         "sum, which weighs lambda1 and lambda2 batch-size times less against the task", ("mean", "sum"))
     tau_cos: float = _f(1e-4, "Eq. 13's threshold on 1 - |cos| (paper)")
     tau_euc: float = _f(1e-1, "Eq. 13's threshold on D_euc (paper)")
-    fuse_ratio: str = _f("lstsq", "r of Eq. 9: lstsq <w_d,w_k>/<w_k,w_k> (our choice) or sum, the paper's "
+    fuse_ratio: str = _f("lstsq", "r of Eq. 8: lstsq <w_d,w_k>/<w_k,w_k> (our choice) or sum, the paper's "
                          "sum(w_d)/sum(w_k)", ("lstsq", "sum"))
     rare_axes: str = _f("all", "all: RaRe on every layer and axis (Eq. 16 as printed); fusable: only the axes "
                         "that may fuse (an experiment)", ("all", "fusable"))

@@ -133,3 +133,9 @@ def test_a_baseline_without_checkpoint_trains_the_scratch_arms_and_keeps_the_mea
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "no checkpoint" in err and "leave pruned-l1-finetuned and svd-finetuned out of --arms" in err
+    r = json.loads((out / "results.json").read_text())
+    for key, bad, says in (("seed", 7, "(seed differ"), ("arms", ["not", "a", "dict"], "is unreadable")):
+        (out / "results.json").write_text(json.dumps(r | {key: bad}))  # another run's results, or a broken file
+        assert main(["controls", "--dlra", str(runs / "dlra"), "--baseline", str(base), "--arms", "scratch-uniform",
+                     "--out", str(out)]) == 2
+        assert says in capsys.readouterr().err

@@ -260,17 +260,19 @@ class TrainConfig:
         last = (self.sizes[-1], self.sizes[-2]) if self.model == "mlp" else (self.sizes[-1], self.cnn_widths[2])
         need(self.rank <= min(last), "rank", f"the last layer is {last[0]} x {last[1]}: at most {min(last)}")
 
-    def fit(self, data):
+    def fit(self, data, check_split=True):
         """This configuration for the :class:`numpy_dlra.data.datasets.Dataset` `data`: for your own data
         the widths (the data's input width and class count around the paper's hidden widths, unless --sizes
         gave them), its input shape, scaling and sha256 filled in; --sizes that disagree with the data raise
-        a ConfigError naming both. Built-in data sets are checked at construction and pass unchanged."""
+        a ConfigError naming both, and so (``check_split``: a run not yet started) does a val_fraction or
+        split_seed other than those the data were split with. Built-in data sets are checked at construction
+        and pass unchanged."""
         if not is_own(self.data):
             return self
         width, classes = math.prod(data.input_shape), int(data.n_classes)
         source = data.source or self.data
-        split = getattr(data, "split", None)
-        if split is not None and tuple(split) != (self.val_fraction, self.split_seed):
+        split = getattr(data, "split", None)  # checked for a new run; a resumed one keeps what it recorded
+        if check_split and split is not None and tuple(split) != (self.val_fraction, self.split_seed):
             raise ConfigError(f"val_fraction={self.val_fraction}, split_seed={self.split_seed}: {source} were split "
                               f"with val_fraction={split[0]}, split_seed={split[1]} (from_arrays' own arguments); "
                               "give the configuration the same, or pass yours to from_arrays")

@@ -133,7 +133,9 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
     for name, cfg in scratch.items():
         arms[name] = {"run": str(out / name), "count": MLP(cfg.sizes, ranks=cfg.layer_ranks).param_count()
                       + (len(cfg.sizes) - 1 if cfg.method == "fn" else 0)}
-    dense = _baseline_params(baseline_run, out, arms, train and set(arms_to_train) & POST_TRAINED, log)
+    same = {"seed": dcfg.seed, "exported_widths": widths, "ranks": {str(l): r for l, r in ranks.items()},
+            "finetune_epochs": finetune_epochs}  # what an earlier results.json must agree on to lend its entries
+    dense = _baseline_params(baseline_run, out, arms, train and set(arms_to_train) & POST_TRAINED, log, same)
     post = {}
     if dense is not None:
         pruned, truncated = prune_l1(dense, widths), truncate(dense, ranks)
@@ -164,23 +166,31 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
 POST_TRAINED = {"pruned-l1-finetuned", "svd-finetuned"}  # the arms that start from the baseline's checkpoint
 
 
-def _baseline_params(baseline_run, out, arms, finetune, log):
+def _baseline_params(baseline_run, out, arms, finetune, log, same):
     """The baseline's trained parameters, or None when its folder has no checkpoint (a committed results/ folder
     keeps none) and no fine-tuned arm is to be trained: then the as-is and fine-tuned arms' entries of an earlier
-    results.json in `out` are kept into `arms` (they are not measured again), and `log` says so."""
+    results.json in `out` are kept into `arms` (they are not measured again), provided it agrees with this call on
+    `same` (seed, exported widths, ranks, fine-tuning epochs); `log` says so."""
     folder = RunFolder(baseline_run)
     if folder.checkpoint.exists() or folder.previous.exists():
         return load_params(baseline_run)  # an unreadable checkpoint is an error naming it
     if finetune:
         raise UserError(f"--baseline {baseline_run}: no checkpoint here, and the pruned and SVD arms start from it: "
-                        "give a baseline run that has one, or leave pruned-l1-finetuned and svd-finetuned out of --arms")
-    earlier = out / "results.json"
-    try:
-        kept = json.loads(earlier.read_text())["arms"] if earlier.exists() else {}
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"--out {out}: its results.json is unreadable; delete it, or give a baseline run with its "
-                        "checkpoint, which measures the pruned and SVD arms again") from None
-    kept = {k: v for k, v in kept.items() if k.startswith(("pruned-l1", "svd"))}
+                        "give a baseline run that has one, or leave pruned-l1-finetuned and svd-finetuned out "
+                        "of --arms")
+    earlier, kept = out / "results.json", {}
+    if earlier.exists():
+        try:
+            old = json.loads(earlier.read_text())
+            kept = {k: v for k, v in old["arms"].items() if k.startswith(("pruned-l1", "svd"))}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise UserError(f"--out {out}: its results.json is unreadable; delete it, or give a baseline run with its "
+                            "checkpoint, which measures the pruned and SVD arms again") from None
+        differ = [k for k, v in same.items() if old.get(k) != v]
+        if differ:
+            raise UserError(f"--out {out}: its results.json is of other controls ({', '.join(differ)} differ from "
+                            f"--dlra and --finetune-epochs); give the --out of this run's controls, or a baseline run "
+                            "with its checkpoint, which measures the pruned and SVD arms again")
     arms.update(kept)
     log(f"controls: --baseline {baseline_run} has no checkpoint: the pruned and SVD arms are "
         f"{'kept from ' + str(earlier) if kept else 'left out'} (not measured again)")

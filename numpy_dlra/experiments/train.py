@@ -65,7 +65,7 @@ def train(cfg: TrainConfig, out, *, resume=False, progress=None, log=print, data
     folder = RunFolder(out)
     if not resume:  # a new run: check everything before the folder is made
         folder.check_new()
-        cfg, data = _data(cfg, dataset, log)
+        cfg, data = _data(cfg, dataset, log, new=True)
         folder.create()
         with folder.lock():  # a second process on this folder refuses (UserError) instead of interleaving files
             folder.check_new()  # again under the lock: another process may have finished a run here meanwhile
@@ -98,12 +98,12 @@ def run_data(cfg, log=print):
     return data
 
 
-def _data(cfg, dataset, log):
+def _data(cfg, dataset, log, new=False):
     """(the configuration fitted to its data, the data in the run's dtype), after checking that the run fits in
-    memory and the batch in the data."""
+    memory and the batch in the data. `new`: a run not yet started (the validation split is checked then)."""
     xp = module_for(cfg.device)  # UserError before anything is written when CuPy or the GPU is missing
     data = dataset or run_data(cfg, log)
-    cfg = cfg.fit(data)
+    cfg = cfg.fit(data, check_split=new)
     check_fits(cfg, len(data.y_train) + len(data.y_val) + len(data.y_test), int(np.prod(data.x_train.shape[1:])))
     data = data.to(xp, np.dtype(cfg.dtype))  # the one copy to the device
     if cfg.batch_size > len(data.y_train):

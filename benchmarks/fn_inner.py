@@ -3,7 +3,7 @@
 Eq. (15)'s backward needs <dY, W'> (m' x n'); <dY, W'> = <du^T z, W'> = <du, z W'^T> (B x m'). ``ops.FNLinear``
 keeps z W'^T from its forward pass when B < n' (every layer of the MLP at batch 128) and dots that. This times
 ``train_step`` of fn (and DLRA with --dlra) both ways, interleaved in one process: "over W'" replaces the forward
-with one that drops z W'^T from its cache, so backward falls back to the dot over W' (the form before).
+with the form before (u scaled in place, no z W'^T kept), so backward falls back to the dot over W'.
 
 Usage: OMP_NUM_THREADS=2 python benchmarks/fn_inner.py [--steps 40] [--reps 12] [--dlra]
 """
@@ -31,9 +31,16 @@ SMALL = ops.FNLinear.forward  # the library's: keeps z W'^T when it is the small
 
 
 def over_w(self, params, z, *, training=False, rng=None):
-    """FNLinear.forward without z W'^T in its cache: backward then dots c dY with W' (the form before)."""
-    u, cache = SMALL(self, params, z, training=training, rng=rng)
-    return u, cache[:-1] + (None,)
+    """FNLinear.forward as it was: u scaled in place, no z W'^T kept, so backward dots c dY with W'."""
+    W, b = params["W"], params["b"]
+    u = z @ W.T  # (B, n') @ (n', m') -> (B, m')
+    c = f2 = None
+    if self.k is not None:
+        f2 = ops.sq_norm(W)
+        c = self.k * float(params["g"][0]) / f2**0.5
+        u *= u.dtype.type(c)
+    u += b
+    return u, (z, W, params.get("g"), c, f2, None)
 
 
 class Case:

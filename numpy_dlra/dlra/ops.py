@@ -46,11 +46,8 @@ class FNLinear:
 
     params: W (m', n'), b (m',), and g (1,) when `k` is given. z: (B, n'); u: (B, m').
     The product is taken with W' and scaled by c afterwards, so FN costs O(B m') and no copy of W'; backward
-    scales du by c before its two products (:func:`fn_backward_folded`), so the gradients cost one y += a x
-    over W' beyond the dense layer's, and the inner product <dY, W'> that Eq. (15)'s backward needs. That one
-    is taken where it is cheaper: <dY, W'> = <du^T z, W'> = <du, z W'^T>, so when u has fewer rows than W'
-    has columns (an MLP's batch, B < n') forward keeps z W'^T (B, m') and backward takes <du, z W'^T>
-    instead of a pass over W' (a convolution's B Ho Wo patches are more than its n': there, <c dY, W'>).
+    scales du by c before its two products (:func:`fn_backward_folded`), so the gradients cost a dot and one
+    y += a x over W' beyond the dense layer's.
     """
 
     def __init__(self, k=None):
@@ -59,19 +56,16 @@ class FNLinear:
     def forward(self, params, z, *, training=False, rng=None):
         W, b = params["W"], params["b"]
         u = z @ W.T  # (B, n') @ (n', m') -> (B, m')
-        c = f2 = zw = None
+        c = f2 = None
         if self.k is not None:
             f2 = sq_norm(W)  # ||W'||_F^2, kept for backward (one pass over W' a step instead of two)
             c = self.k * float(params["g"][0]) / f2**0.5  # = fn_scale(W, g, k)
-            if u.shape[0] < W.shape[1]:  # z W'^T is smaller than W': keep it for backward's <dY, W'>
-                zw, u = u, u * u.dtype.type(c)  # (B, m')
-            else:
-                u *= u.dtype.type(c)
+            u *= u.dtype.type(c)
         u += b
-        return u, (z, W, params.get("g"), c, f2, zw)
+        return u, (z, W, params.get("g"), c, f2)
 
     def backward(self, du, cache, *, input_grad=True):
-        z, W, g, c, f2, zw = cache
+        z, W, g, c, f2 = cache
         if c is None:
             gW = du.T @ z  # (m', B) @ (B, n') -> (m', n')
             return (du @ W if input_grad else None), {"W": gW, "b": du.sum(axis=0)}  # (B, m') @ (m', n')
@@ -79,10 +73,7 @@ class FNLinear:
             gW, gg = fn_backward_inplace(du.T @ z, W, self.k, float(g[0]), f2)  # (m', n') dL/d(c W')
             return (du @ W * du.dtype.type(c) if input_grad else None), {"W": gW, "b": du.sum(axis=0), "g": gg}
         du_c = du * du.dtype.type(c)  # (B, m'): dL/du scaled by c once, for both products
-        inner_c = None  # c <dY, W'>: fn_backward_folded's pass over W', or below from the smaller (B, m') arrays
-        if zw is not None:
-            inner_c = c * float(array_module(du).dot(du.reshape(-1), zw.reshape(-1)))  # c <du, z W'^T>
-        gW, gg = fn_backward_folded(du_c.T @ z, W, self.k, float(g[0]), f2, c, inner_c)  # (m', B) @ (B, n'): c dY
+        gW, gg = fn_backward_folded(du_c.T @ z, W, self.k, float(g[0]), f2, c)  # (m', B) @ (B, n'): c dY
         dz = du_c @ W if input_grad else None  # (B, m') @ (m', n') -> (B, n') = dL/du (c W')
         return dz, {"W": gW, "b": du.sum(axis=0), "g": gg}
 
@@ -113,18 +104,16 @@ def fn_backward_inplace(dY, W, k, g, f2=None):
     return dY, dg
 
 
-def fn_backward_folded(cdY, W, k, g, f2, c, inner_c=None):
+def fn_backward_folded(cdY, W, k, g, f2, c):
     """Eq. (15)'s backward from cdY = c dY (m', n'), c = k g / f != 0, overwritten with dL/dW'; returns (dW', dg (1,)).
 
     With f = ||W'||_F (f2 = f^2) and inner = <dY, W'> = <cdY, W'> / c:
         dL/dW' = c (dY - (inner / f^2) W') = cdY - (<cdY, W'> / f^2) W'    (a dot, then y += a x),
         dL/dg = k inner / f.
-    `inner_c` = c <dY, W'> when the caller has it from smaller arrays (FNLinear: c <du, z W'^T>); else the dot
-    over W'. The same as :func:`fn_backward_inplace` on dY (tests/test_factorized.py), with c taken into the GEMM.
+    The same as :func:`fn_backward_inplace` on dY (tests/test_factorized.py), with c taken into the GEMM.
     """
     xp = array_module(W)
-    if inner_c is None:
-        inner_c = float(xp.dot(cdY.reshape(-1), W.reshape(-1)))  # c <dY, W'>
+    inner_c = float(xp.dot(cdY.reshape(-1), W.reshape(-1)))  # c <dY, W'>
     dg = xp.asarray([k * (inner_c / c) / f2**0.5], dtype=W.dtype)
     scaled_add_(cdY, -inner_c / f2, W)
     return cdY, dg

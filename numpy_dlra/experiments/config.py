@@ -271,7 +271,7 @@ class TrainConfig:
             return self
         width, classes = math.prod(data.input_shape), int(data.n_classes)
         source = data.source or self.data
-        split = getattr(data, "split", None)  # checked for a new run; a resumed one keeps what it recorded
+        split = data.split  # checked for a new run; a resumed one keeps what it recorded
         if check_split and split is not None and tuple(split) != (self.val_fraction, self.split_seed):
             raise ConfigError(f"val_fraction={self.val_fraction}, split_seed={self.split_seed}: {source} were split "
                               f"with val_fraction={split[0]}, split_seed={split[1]} (from_arrays' own arguments); "

@@ -133,7 +133,8 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
     for name, cfg in scratch.items():
         arms[name] = {"run": str(out / name), "count": MLP(cfg.sizes, ranks=cfg.layer_ranks).param_count()
                       + (len(cfg.sizes) - 1 if cfg.method == "fn" else 0)}
-    same = {"seed": dcfg.seed, "exported_widths": widths, "ranks": {str(l): r for l, r in ranks.items()},
+    ranks_json = {str(l): r for l, r in ranks.items()}  # as results.json writes them
+    same = {"seed": dcfg.seed, "exported_widths": widths, "ranks": ranks_json,
             "finetune_epochs": finetune_epochs}  # what an earlier results.json must agree on to lend its entries
     dense = _baseline_params(baseline_run, out, arms, train and set(arms_to_train) & POST_TRAINED, log, same)
     post = {}
@@ -158,7 +159,7 @@ def controls(dlra_run, baseline_run, out, finetune_epochs=10, train=True, log=pr
     result = {"dlra_run": str(dlra_run), "baseline_run": str(baseline_run), "seed": dcfg.seed,
               "epochs": dcfg.epochs, "finetune_epochs": finetune_epochs, "exported_widths": widths,
               "counts": {"dense": MLP(dcfg.sizes).param_count(), "exported": exported, "wprime": wprime},
-              "uniform_width": width, "ranks": {str(l): r for l, r in ranks.items()}, "arms": arms}
+              "uniform_width": width, "ranks": ranks_json, "arms": arms}
     atomic_write_bytes(out / "results.json", (json.dumps(result, indent=2) + "\n").encode())
     return result
 
